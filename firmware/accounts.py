@@ -1,0 +1,107 @@
+"""Product accounts (Users & Groups > Users). Passwords are stored only as
+scrypt hashes; SMTP AUTH and the web admin both verify against them."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import os
+import re
+import time
+
+from firmware.config import transaction
+
+# scrypt with N=2^15 costs ~32 MiB and ~0.1 s: slow enough to make guessing
+# expensive, fast enough for a login.
+_N, _R, _P = 2 ** 15, 8, 1
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+class AccountError(ValueError):
+    pass
+
+
+def hash_password(password: str, *, n: int = _N) -> str:
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=_R, p=_P, maxmem=2 ** 26, dklen=32)
+    return "scrypt${}${}${}${}${}".format(n, _R, _P, base64.b64encode(salt).decode(),
+                                          base64.b64encode(digest).decode())
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r),
+                                p=int(p), maxmem=2 ** 26, dklen=len(expected))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def validate_name(name: str) -> str:
+    name = name.strip().lower()
+    if not _NAME.match(name):
+        raise AccountError(f"user name '{name}': must start with a letter or digit and hold only "
+                           "a-z, 0-9, '.', '_' and '-' (at most 64 characters)")
+    return name
+
+
+def validate_password(password: str) -> str:
+    if len(password) < 8:
+        raise AccountError("password: must be at least 8 characters")
+    return password
+
+
+def add_user(store, name: str, password: str, *, admin: bool = False, actor: str = "system"):
+    name = validate_name(name)
+    validate_password(password)
+    hashed = hash_password(password)
+    with transaction(store.db):
+        if store.db.execute("SELECT 1 FROM accounts WHERE name = ?", [name]).fetchone():
+            raise AccountError(f"user name '{name}': an account with this name already exists")
+        store.db.execute("INSERT INTO accounts(name, password_hash, is_admin, created) VALUES(?,?,?,?)",
+                         [name, hashed, int(admin), time.time()])
+        store.audit(actor, f"add user {name}", "", "administrator" if admin else "user")
+
+
+def set_password(store, name: str, password: str, actor: str = "system"):
+    validate_password(password)
+    hashed = hash_password(password)
+    with transaction(store.db):
+        cursor = store.db.execute("UPDATE accounts SET password_hash = ? WHERE name = ?", [hashed, name])
+        if cursor.rowcount == 0:
+            raise AccountError(f"user name '{name}': no such account")
+        store.audit(actor, f"change password of {name}")
+
+
+def delete_user(store, name: str, actor: str = "system"):
+    with transaction(store.db):
+        cursor = store.db.execute("DELETE FROM accounts WHERE name = ?", [name])
+        if cursor.rowcount == 0:
+            raise AccountError(f"user name '{name}': no such account")
+        store.audit(actor, f"delete user {name}")
+
+
+def list_users(store) -> list[dict]:
+    return [dict(row) for row in store.db.query(
+        "SELECT name, is_admin, created FROM accounts ORDER BY name")]
+
+
+def authenticate(store, name: str, password: str) -> bool:
+    """True when the name and password match an account. Unknown names cost
+    as much as known ones so timing does not reveal which exist."""
+    row = store.db.execute("SELECT password_hash FROM accounts WHERE name = ?",
+                           [name.strip().lower()]).fetchone()
+    stored = row[0] if row else _dummy_hash()
+    ok = check_password(password, stored)
+    return ok and row is not None
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password("not a real password")

@@ -1,0 +1,191 @@
+"""The `gatebox` command: set up, run and administer a box from the shell."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from firmware import __version__, accounts
+from firmware.config import SettingError, Store, declarations
+
+DEFAULT_DATA = "/data"
+
+
+class Context:
+    def __init__(self, data: str):
+        self.data = Path(data)
+        self._store = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            try:
+                self._store = Store(self.data)
+            except FileNotFoundError as error:
+                fail(str(error))
+        return self._store
+
+
+def fail(message: str, code: int = 1):
+    click.echo(f"gatebox: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group()
+@click.option("--data", envvar="GATEBOX_DATA", default=DEFAULT_DATA, show_default=True,
+              help="Data directory: settings database, queue, certificates.")
+@click.version_option(__version__, prog_name="gatebox")
+@click.pass_context
+def main(ctx, data):
+    """gatebox: the office mail gateway."""
+    ctx.obj = Context(data)
+
+
+# ---- init / run ---------------------------------------------------------------
+@main.command()
+@click.option("--domain", help="Domain Name, e.g. mydomain.com.")
+@click.option("--admin-password", help="Create the administrator account 'admin' with this password.")
+@click.pass_obj
+def init(obj: Context, domain, admin_password):
+    """Create the settings database, TLS certificate and queue directories."""
+    from firmware.mail.queue import Spool
+    from firmware.system import tls
+    store = Store.create(obj.data)
+    try:
+        if domain:
+            store.set("email.domain", domain, actor="init")
+        if admin_password and not any(u["name"] == "admin" for u in accounts.list_users(store)):
+            accounts.add_user(store, "admin", admin_password, admin=True, actor="init")
+    except (SettingError, accounts.AccountError) as error:
+        fail(str(error))
+    tls.ensure_certificate(obj.data, store.get("system.hostname"))
+    Spool(obj.data / "queue").create()
+    click.echo(f"initialised {obj.data}")
+
+
+@main.command()
+@click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--smtp-port", default=25, show_default=True, type=int)
+@click.option("--submission-port", default=587, show_default=True, type=int,
+              help="Submission port (0 to disable).")
+@click.pass_obj
+def run(obj: Context, bind, smtp_port, submission_port):
+    """Run the mail services in the foreground until SIGTERM."""
+    from firmware import services
+    obj.store.close()
+    services.run(obj.data, bind=bind, smtp_port=smtp_port, submission_port=submission_port)
+
+
+# ---- config -------------------------------------------------------------------
+@main.group()
+def config():
+    """Show and change settings."""
+
+
+@config.command("show")
+@click.option("--menu", help="Only settings under this menu path, e.g. 'Email Server > Settings'.")
+@click.pass_obj
+def config_show(obj: Context, menu):
+    """Every setting with its value and menu path."""
+    values = obj.store.all()
+    for key, setting in declarations().items():
+        if menu and not setting.menu.lower().startswith(menu.lower()):
+            continue
+        shown = obj.store.render(key, values[key])
+        click.echo(f"{key} = {shown}    # {setting.menu} > {setting.label}")
+
+
+@config.command("get")
+@click.argument("key")
+@click.pass_obj
+def config_get(obj: Context, key):
+    """Print one setting's value."""
+    try:
+        click.echo(obj.store.render(key, obj.store.get(key)))
+    except SettingError as error:
+        fail(str(error))
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+@click.pass_obj
+def config_set(obj: Context, key, value):
+    """Change one setting (validated; running services pick it up)."""
+    try:
+        change = obj.store.set(key, value, actor="cli")
+    except SettingError as error:
+        fail(str(error))
+    if change is None:
+        click.echo(f"{key} unchanged")
+        return
+    click.echo(f"{key} = {obj.store.render(key, change.new)}")
+    if change.warning:
+        click.echo(f"warning: {change.warning}", err=True)
+
+
+# ---- users --------------------------------------------------------------------
+@main.group()
+def user():
+    """Product accounts (SMTP AUTH, and the web admin for administrators)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--admin", is_flag=True, help="Give the account administrator rights.")
+@click.pass_obj
+def user_add(obj: Context, name, password, admin):
+    try:
+        accounts.add_user(obj.store, name, password, admin=admin, actor="cli")
+    except accounts.AccountError as error:
+        fail(str(error))
+    click.echo(f"added {name}")
+
+
+@user.command("del")
+@click.argument("name")
+@click.pass_obj
+def user_del(obj: Context, name):
+    try:
+        accounts.delete_user(obj.store, name, actor="cli")
+    except accounts.AccountError as error:
+        fail(str(error))
+    click.echo(f"deleted {name}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.pass_obj
+def user_passwd(obj: Context, name, password):
+    try:
+        accounts.set_password(obj.store, name, password, actor="cli")
+    except accounts.AccountError as error:
+        fail(str(error))
+    click.echo(f"password of {name} changed")
+
+
+@user.command("list")
+@click.pass_obj
+def user_list(obj: Context):
+    for row in accounts.list_users(obj.store):
+        click.echo(f"{row['name']}{'  (administrator)' if row['is_admin'] else ''}")
+
+
+def _register_subcommands():
+    from firmware.mail.queue_cli import queue
+    main.add_command(queue)
+    from firmware.licensing.cli import license_group, softpak_group
+    main.add_command(license_group)
+    main.add_command(softpak_group)
+
+
+_register_subcommands()
+
+
+if __name__ == "__main__":
+    main()

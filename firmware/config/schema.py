@@ -1,0 +1,141 @@
+"""Every core setting, declared once: type, default (the manuals' defaults),
+label and menu path. The CLI, the web forms and the daemons all read this."""
+
+from __future__ import annotations
+
+from .types import (AddressList, Bool, Choice, Days, Domain, Email, HostPort, Integer,
+                    Networks, Secret, Setting, Text, TimeRange)
+
+SETTINGS_MENU = "Email Server > Settings"
+ADVANCED_MENU = "Email Server > Settings > Advanced"
+SCHEDULING_MENU = "Email Server > Scheduling"
+QUEUE_MENU = "Email Server > Messages in Queue"
+SYSTEM_MENU = "System > Network"
+
+SERVER_TYPES = (
+    ("standalone", "Stand-Alone"),
+    ("relay", "Relay"),
+    ("multidrop", "Multi-drop"),
+    ("mirrored", "Mirrored"),
+    ("etrn", "Enhanced SMTP Turn Delivery"),
+    ("mailbag", "SMTP Mail-bagging"),
+)
+
+SCHEDULE_INTERVALS = (
+    ("5", "Every 5 minutes"),
+    ("10", "Every 10 minutes"),
+    ("15", "Every 15 minutes"),
+    ("30", "Every 30 minutes"),
+    ("60", "Every hour"),
+    ("120", "Every 2 hours"),
+    ("240", "Every 4 hours"),
+    ("480", "Every 8 hours"),
+    ("never", "Never"),
+)
+
+
+def _star_networks_warning(value):
+    if value == "*":
+        return ("Trusted Networks is '*': every host on the Internet may relay "
+                "mail through this box. This is not recommended.")
+    return None
+
+
+def _relay_only(*types):
+    return ("email.server_type", types)
+
+
+CORE_SETTINGS = [
+    # Email Server > Settings
+    Setting("email.server_enabled", Bool(), True, "Server Enabled", SETTINGS_MENU,
+            "Accept and deliver mail. When off, the SMTP ports answer 421."),
+    Setting("email.server_type", Choice(SERVER_TYPES), "relay", "Server Type", SETTINGS_MENU,
+            "How the box handles mail. All types but Relay need the Mail Server SoftPak.",
+            requires={v: "mailserver" for v, _ in SERVER_TYPES if v != "relay"}),
+    Setting("email.domain", Domain(allow_star=True), "example.com", "Domain Name", SETTINGS_MENU,
+            "The office's mail domain, e.g. mydomain.com; * matches every domain (relay mode only)."),
+    Setting("email.trusted_networks", Networks(), "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
+            "Trusted Networks", SETTINGS_MENU,
+            "Hosts and networks allowed to relay mail to other domains (10.10.1.2, 10.10.1.0/24). "
+            "* allows everyone and is not recommended.",
+            warn=_star_networks_warning),
+    Setting("email.mail_server_address", HostPort(), "", "Mail Server Address", SETTINGS_MENU,
+            "The office's SMTP mail server on the LAN (host or host:port); relay mode delivers "
+            "incoming mail there.", visible_when=_relay_only("relay")),
+    Setting("email.mail_server_auth", Bool(), False, "Mail Server Requires Authentication",
+            SETTINGS_MENU, visible_when=_relay_only("relay")),
+    Setting("email.mail_server_login", Text(), "", "Login Name", SETTINGS_MENU,
+            visible_when=_relay_only("relay")),
+    Setting("email.mail_server_password", Secret(), "", "Password", SETTINGS_MENU,
+            visible_when=_relay_only("relay")),
+    Setting("email.relay_server_address", HostPort(), "", "Relay Server Address", SETTINGS_MENU,
+            "Your ISP's outgoing SMTP server (host or host:port). Empty: deliver directly "
+            "to each domain's MX."),
+    Setting("email.relay_server_auth", Bool(), False, "Relay Server Requires Authentication",
+            SETTINGS_MENU),
+    Setting("email.relay_server_login", Text(), "", "Login Name", SETTINGS_MENU),
+    Setting("email.relay_server_password", Secret(), "", "Password", SETTINGS_MENU),
+
+    # Email Server > Settings > Advanced
+    Setting("email.forward_undeliverable_to_admin", Bool(), False,
+            "Forward copies of undeliverable messages to administrator", ADVANCED_MENU),
+    Setting("email.admin_address", Email(), "", "Administrator Address", ADVANCED_MENU,
+            "Where copies of undeliverable messages go; empty means postmaster@<Domain Name>."),
+    Setting("email.allow_client_auth", Bool(), True, "Allow Client Authentication", ADVANCED_MENU,
+            "Let remote clients relay after authenticating with a product account."),
+    Setting("email.allow_nonstandard_helo", Bool(), False, "Allow Non-standard HELO Names",
+            ADVANCED_MENU, "Accept HELO names with underscores, from servers behind the box."),
+    Setting("email.max_message_size_mb", Integer(1, 2048, unlimited=True), 10,
+            "Maximum Message Size (MB)", ADVANCED_MENU),
+    Setting("email.max_connections_per_host", Integer(1, 10000, unlimited=True), 5,
+            "Maximum Connections Per Host", ADVANCED_MENU),
+    Setting("email.check_duplicate_messages", Bool(), False,
+            "Check for duplicate messages due to client timeouts", ADVANCED_MENU,
+            "Clients that give up after one minute resend; accept the resend but keep one copy."),
+    Setting("email.allow_offsite_pop_imap", Bool(), False, "Allow off-site access to POP/IMAP",
+            ADVANCED_MENU),
+    Setting("email.send_incoming_to", Email(), "", "Send Incoming Email To (optional)",
+            ADVANCED_MENU, "Deliver all incoming mail for the Domain Name to this address."),
+    Setting("email.forward_to_incoming_smtp", Bool(), False, "Forward to Incoming SMTP Server",
+            ADVANCED_MENU, "Hand that mail to the Mail Server Address rather than routing it by MX."),
+    Setting("email.timeout_connect_min", Integer(1, 60), 5, "TCP Connect (minutes)", ADVANCED_MENU),
+    Setting("email.timeout_command_min", Integer(1, 60), 5, "Command Inactivity (minutes)",
+            ADVANCED_MENU),
+    Setting("email.timeout_datablock_min", Integer(1, 60), 5, "Data Block Transmission (minutes)",
+            ADVANCED_MENU),
+    Setting("email.timeout_termination_min", Integer(1, 60), 10, "Message Termination (minutes)",
+            ADVANCED_MENU),
+    Setting("email.max_retrieve_per_session", Integer(1, 100000, unlimited=True), "unlimited",
+            "Maximum messages to retrieve per session", ADVANCED_MENU,
+            "Multi-drop and mirrored systems only.",
+            visible_when=_relay_only("multidrop", "mirrored")),
+
+    # Email Server > Scheduling
+    Setting("email.business_week", Days(), "mon,tue,wed,thu,fri", "Business Week", SCHEDULING_MENU),
+    Setting("email.business_day", TimeRange(), "08:00-17:00", "Business Day", SCHEDULING_MENU),
+    Setting("email.business_schedule", Choice(SCHEDULE_INTERVALS), "15", "Business Schedule",
+            SCHEDULING_MENU),
+    Setting("email.evening_schedule", Choice(SCHEDULE_INTERVALS), "60", "Evening Schedule",
+            SCHEDULING_MENU),
+    Setting("email.weekend_schedule", Choice(SCHEDULE_INTERVALS), "240", "Weekend Schedule",
+            SCHEDULING_MENU),
+    Setting("email.send_mode", Choice((("immediately", "Send Outgoing Internet EMail Immediately"),
+                                       ("same_time", "Send/Retrieve Internet EMail at Same Time"))),
+            "immediately", "Sending", SCHEDULING_MENU),
+
+    # Email Server > Messages in Queue
+    Setting("email.max_queue_lifetime_days", Integer(1, 60), 5, "Maximum Queue Lifetime (days)",
+            QUEUE_MENU, "Undeliverable mail is returned to its sender after this long."),
+    Setting("email.retry_minimum_seconds", Integer(1, 86400), 300, "First Retry After (seconds)",
+            QUEUE_MENU, "Mail that could not be delivered is retried after this long, then "
+                        "after twice as long each time, up to the maximum below."),
+    Setting("email.retry_maximum_seconds", Integer(1, 86400), 4000, "Longest Retry Interval (seconds)",
+            QUEUE_MENU),
+
+    # System > Network: where the box asks DNS (tests point it at a loopback server)
+    Setting("dns.nameservers", AddressList(), "", "DNS Servers", SYSTEM_MENU,
+            "Comma-separated resolver addresses; empty uses the system resolver."),
+    Setting("dns.port", Integer(1, 65535), 53, "DNS Port", SYSTEM_MENU),
+    Setting("system.hostname", Text(optional=False), "gatebox.localdomain", "Host Name", SYSTEM_MENU,
+            "The name the box uses in its SMTP banner and HELO."),
+]

@@ -1,0 +1,194 @@
+"""The settings database: one SQLite file on the data partition, opened
+through sqlite-utils. A change is one transaction that also bumps the
+generation number running services watch to reload."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from . import migrations
+from .registry import declarations
+from .types import Invalid, SettingError
+
+DB_NAME = "gatebox.db"
+
+
+@dataclass
+class Change:
+    key: str
+    old: object
+    new: object
+    warning: str | None = None
+
+
+class Store:
+    def __init__(self, data_dir: str | os.PathLike):
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / DB_NAME
+        if not self.path.exists():
+            raise FileNotFoundError(
+                f"no settings database at {self.path}; run 'gatebox --data {self.data_dir} init' first")
+        self.db = _open(self.path)
+        migrations.upgrade(self.db)
+
+    @classmethod
+    def create(cls, data_dir: str | os.PathLike) -> "Store":
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        db = _open(data_dir / DB_NAME)
+        migrations.upgrade(db)
+        db.conn.close()
+        return cls(data_dir)
+
+    def close(self):
+        self.db.conn.close()
+
+    # ---- settings -------------------------------------------------------
+    def get(self, key: str):
+        setting = _declaration(key)
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+        return setting.default if row is None else json.loads(row[0])
+
+    def all(self) -> dict:
+        stored = {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM settings")}
+        return {key: stored.get(key, s.default) for key, s in declarations().items()}
+
+    def snapshot(self) -> "Snapshot":
+        with transaction(self.db, write=False):
+            generation = self.generation()
+            values = self.all()
+        return Snapshot(values, generation)
+
+    def generation(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    def validate(self, key: str, raw, active_softpaks: set | None = None):
+        """Parse raw text into the setting's value or raise SettingError."""
+        setting = _declaration(key)
+        try:
+            value = setting.type.parse(raw)
+        except Invalid as error:
+            raise SettingError(key, str(error)) from None
+        needed = setting.requires.get(value)
+        if needed:
+            if active_softpaks is None:
+                active_softpaks = self.active_softpaks()
+            if needed not in active_softpaks:
+                raise SettingError(key, f"'{value}' needs the {_softpak_name(needed)} SoftPak, "
+                                        "which is not licensed on this box")
+        return value
+
+    def set_many(self, raw_values: dict, actor: str = "system") -> list[Change]:
+        """Validate every value first, then write them all in one transaction."""
+        active = self.active_softpaks()
+        parsed = {key: self.validate(key, raw, active) for key, raw in raw_values.items()}
+        _check_combination({**self.all(), **parsed}, parsed)
+        changes = []
+        with transaction(self.db):
+            for key, value in parsed.items():
+                old = self.get(key)
+                if old == value:
+                    continue
+                self.db.execute("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) "
+                                "DO UPDATE SET value = excluded.value", [key, json.dumps(value)])
+                warn = _declaration(key).warn
+                changes.append(Change(key, old, value, warn(value) if warn else None))
+            if changes:
+                self._bump_generation()
+                for change in changes:
+                    self.audit(actor, f"set {change.key}",
+                               _render(change.key, change.old), _render(change.key, change.new))
+        return changes
+
+    def set(self, key: str, raw, actor: str = "system") -> Change | None:
+        changes = self.set_many({key: raw}, actor)
+        return changes[0] if changes else None
+
+    def render(self, key: str, value) -> str:
+        return _render(key, value)
+
+    # ---- licensing hook -------------------------------------------------
+    def active_softpaks(self) -> set:
+        from firmware.licensing import active_softpaks
+        return active_softpaks(self)
+
+    # ---- bookkeeping ----------------------------------------------------
+    def _bump_generation(self):
+        self.db.execute(
+            "INSERT INTO meta(key, value) VALUES('generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+    def touch(self):
+        """Tell running services something they depend on (not a setting) changed."""
+        with transaction(self.db):
+            self._bump_generation()
+
+    def audit(self, actor: str, what: str, old: str = "", new: str = ""):
+        self.db.execute("INSERT INTO audit(at, actor, what, old, new) VALUES(?, ?, ?, ?, ?)",
+                        [time.time(), actor, what, old, new])
+
+    def audit_log(self, limit: int = 100) -> list[dict]:
+        return list(self.db.query("SELECT * FROM audit ORDER BY id DESC LIMIT ?", [limit]))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    values: dict
+    generation: int
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+
+@contextlib.contextmanager
+def transaction(db: sqlite_utils.Database, write: bool = True):
+    """One explicit SQLite transaction (the connection is in autocommit mode,
+    so sqlite-utils' own helpers must not be used inside it)."""
+    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _open(path: Path) -> sqlite_utils.Database:
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=30000")
+    return db
+
+
+def _declaration(key: str):
+    try:
+        return declarations()[key]
+    except KeyError:
+        raise SettingError(key, "no such setting (see 'gatebox config show')") from None
+
+
+def _render(key: str, value) -> str:
+    return _declaration(key).type.render(value)
+
+
+def _softpak_name(softpak_id: str) -> str:
+    return {"mailserver": "Mail Server", "antispam": "Anti-Spam",
+            "antivirus": "Anti-Virus"}.get(softpak_id, softpak_id)
+
+
+def _check_combination(values: dict, changed: dict):
+    """Rules that involve more than one setting."""
+    if values["email.domain"] == "*" and values["email.server_type"] != "relay":
+        key = "email.domain" if "email.domain" in changed else "email.server_type"
+        raise SettingError(key, "Domain Name '*' is allowed only in Relay mode")

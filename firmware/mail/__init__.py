@@ -1,0 +1,1 @@
+"""The mail stack: smtpd -> queue -> qmgr -> route -> deliver -> bounce."""

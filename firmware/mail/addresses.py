@@ -1,0 +1,92 @@
+"""Envelope address parsing and the checks relay control needs."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Address:
+    raw: str
+    local: str
+    domain: str            # lower case; "" when the address has no domain
+    source_route: str = ""  # "@hostA,@hostB" of an RFC 821 source route
+    quoted: bool = False
+
+    @property
+    def address(self) -> str:
+        return f"{self.local}@{self.domain}" if self.domain else self.local
+
+    @property
+    def is_address_literal(self) -> bool:
+        return self.domain.startswith("[")
+
+    @property
+    def routing_characters(self) -> bool:
+        """Local parts that ask the next hop to relay further (user%host,
+        host!user, "user@host"): the classic open-relay tricks."""
+        local = self.local.strip('"')
+        return any(c in local for c in "%!@")
+
+
+def parse(raw: str) -> Address:
+    text = raw.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1].strip()
+    route = ""
+    if text.startswith("@") and ":" in text:
+        route, text = text.split(":", 1)
+    quoted = text.startswith('"')
+    if quoted:
+        closing = text.find('"', 1)
+        while closing > 0 and text[closing - 1] == "\\":
+            closing = text.find('"', closing + 1)
+        if closing < 0:
+            return Address(raw, text, "", route, True)
+        local, rest = text[:closing + 1], text[closing + 1:]
+        domain = rest[1:] if rest.startswith("@") else ""
+        return Address(raw, local, domain.lower(), route, True)
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return Address(raw, text, "", route)
+    return Address(raw, local, domain.lower(), route)
+
+
+def literal_ip(domain: str):
+    """'[192.0.2.1]' or '[IPv6:2001:db8::1]' -> ip_address, else None."""
+    if not (domain.startswith("[") and domain.endswith("]")):
+        return None
+    inner = domain[1:-1]
+    if inner.lower().startswith("ipv6:"):
+        inner = inner[5:]
+    try:
+        return ipaddress.ip_address(inner)
+    except ValueError:
+        return None
+
+
+def in_networks(ip: str, networks: str) -> bool:
+    """True when ip lies in the comma-separated Trusted Networks value."""
+    if networks.strip() == "*":
+        return True
+    try:
+        address = ipaddress.ip_address(ip.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    for item in networks.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            if address in ipaddress.ip_network(item, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()

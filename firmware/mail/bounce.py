@@ -1,0 +1,108 @@
+"""RFC 3464 delivery status notifications for mail that cannot be delivered,
+sent to the envelope sender, with a copy to the administrator when
+"Forward copies of undeliverable messages to administrator" is on."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import SMTP
+
+from .headers import header_block
+from .queue import Envelope, Recipient, new_queue_id
+
+
+def admin_address(settings) -> str:
+    configured = settings["email.admin_address"]
+    if configured:
+        return configured
+    domain = settings["email.domain"]
+    if domain == "*":
+        domain = settings["system.hostname"]
+    return f"postmaster@{domain}"
+
+
+def _status_of(detail: str, failed: bool) -> str:
+    parts = detail.split()
+    if len(parts) > 1 and parts[1].count(".") == 2 and parts[1][0] in "245":
+        return parts[1]
+    return "5.0.0" if failed else "4.0.0"
+
+
+def _diagnostic(detail: str) -> str:
+    parts = detail.split(" ", 1)
+    if parts[0].isdigit():
+        return f"smtp; {detail}"
+    return f"x-gatebox; {detail}"
+
+
+def build(envelope: Envelope, failed: list[Recipient], original: bytes, settings,
+          reason: str = "") -> bytes:
+    hostname = settings["system.hostname"]
+    now = time.time()
+    text_lines = [
+        f"This is the mail system at host {hostname}.",
+        "",
+        "I'm sorry to have to inform you that your message could not",
+        "be delivered to one or more recipients. It's attached below.",
+        "",
+    ]
+    if reason:
+        text_lines += [reason, ""]
+    for recipient in failed:
+        text_lines.append(f"<{recipient.original or recipient.address}>: {recipient.detail}")
+    report = MIMEMultipart("report", report_type="delivery-status")
+    report["From"] = f"Mail Delivery System <MAILER-DAEMON@{hostname}>"
+    report["To"] = envelope.sender or admin_address(settings)
+    report["Subject"] = "Undelivered Mail Returned to Sender"
+    report["Date"] = email.utils.formatdate(now, localtime=True)
+    report["Message-ID"] = email.utils.make_msgid(domain=hostname)
+    report["Auto-Submitted"] = "auto-replied"
+    report.attach(MIMEText("\n".join(text_lines) + "\n", "plain", "utf-8"))
+
+    status = Message()
+    per_message = [f"Reporting-MTA: dns; {hostname}",
+                   f"X-Gatebox-Queue-ID: {envelope.id}",
+                   f"Arrival-Date: {email.utils.formatdate(envelope.received, localtime=True)}"]
+    per_recipient = []
+    for recipient in failed:
+        block = [f"Final-Recipient: rfc822; {recipient.address}"]
+        if recipient.original and recipient.original != recipient.address:
+            block.append(f"Original-Recipient: rfc822; {recipient.original}")
+        block += ["Action: failed",
+                  f"Status: {_status_of(recipient.detail, True)}",
+                  f"Diagnostic-Code: {_diagnostic(recipient.detail)}"]
+        per_recipient.append("\n".join(block))
+    status.set_type("message/delivery-status")
+    status.set_payload("\n".join(per_message) + "\n\n" + "\n\n".join(per_recipient) + "\n")
+    report.attach(status)
+
+    headers = MIMEText("", "rfc822-headers")
+    headers.set_type("text/rfc822-headers")
+    headers.set_payload(header_block(original).decode("utf-8", "replace") + "\n")
+    del headers["Content-Transfer-Encoding"]
+    report.attach(headers)
+    return report.as_bytes(policy=SMTP)
+
+
+def bounce_envelope(envelope: Envelope, failed: list[Recipient], original: bytes, settings,
+                    reason: str = "") -> tuple[Envelope, bytes] | None:
+    """The DSN to enqueue for these failed recipients, or None when there is
+    no one to tell. Mail from the null sender is reported to the administrator."""
+    if envelope.is_bounce:
+        # A notification that cannot be delivered is logged and dropped: a
+        # bounce about a bounce could loop forever.
+        return None
+    to = [envelope.sender] if envelope.sender else [admin_address(settings)]
+    if settings["email.forward_undeliverable_to_admin"]:
+        to.append(admin_address(settings))
+    to = list(dict.fromkeys(to))
+    message = build(envelope, failed, original, settings, reason)
+    dsn = Envelope(id=new_queue_id(), sender="", recipients=[Recipient(a) for a in to],
+                   received=time.time(), client_address="127.0.0.1", helo="localhost",
+                   direction="outbound", size=len(message), subject="Undelivered Mail Returned to Sender",
+                   header_from=f"MAILER-DAEMON@{settings['system.hostname']}", is_bounce=True)
+    return dsn, message

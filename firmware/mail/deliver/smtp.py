@@ -1,0 +1,244 @@
+"""SMTP out: to the LAN mail server, the smarthost or a domain's MX.
+
+Runs in worker threads (smtplib is blocking). Opportunistic STARTTLS, AUTH
+when the destination has credentials (only over TLS unless the server is on
+loopback or a Trusted Network), the four Advanced SMTP timeouts, and reuse of
+idle connections per destination."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+
+from ..addresses import in_networks
+from ..mx import LookupFailed, mail_hosts
+from ..route import Destination
+
+log = logging.getLogger("gatebox.smtp")
+
+IDLE_REUSE_SECONDS = 20
+MAX_IDLE_PER_SERVER = 32
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str     # sent | temp | perm
+    detail: str
+    relay: str = ""
+
+
+def _classify(code: int, text, relay: str) -> Result:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    detail = f"{code} {text}".replace("\n", " ")
+    if 200 <= code < 300:
+        return Result("sent", detail, relay)
+    return Result("perm" if 500 <= code < 600 else "temp", detail, relay)
+
+
+class _Failure(Exception):
+    """The whole attempt failed before any recipient was decided."""
+
+    def __init__(self, result: Result, try_next_host: bool):
+        super().__init__(result.detail)
+        self.result = result
+        self.try_next_host = try_next_host
+
+
+class _Connection:
+    def __init__(self, smtp: smtplib.SMTP, relay: str, tls: bool):
+        self.smtp, self.relay, self.tls = smtp, relay, tls
+        self.last_used = time.monotonic()
+
+    def close(self):
+        try:
+            self.smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self.smtp.close()
+
+
+class SmtpDelivery:
+    def __init__(self, helo_name: str):
+        self.helo_name = helo_name
+        self._idle: dict[tuple, list[_Connection]] = {}
+        self._lock = threading.Lock()
+        self._tls = ssl.create_default_context()
+        # Opportunistic TLS, as Postfix's "may" level: encrypt when offered,
+        # do not refuse to deliver over an unverifiable certificate.
+        self._tls.check_hostname = False
+        self._tls.verify_mode = ssl.CERT_NONE
+
+    def deliver(self, destination: Destination, sender: str, recipients: list[str],
+                message: bytes, settings, body_8bit: bool = False) -> dict[str, Result]:
+        try:
+            targets = self._targets(destination, settings)
+        except LookupFailed as error:
+            result = Result("perm" if error.permanent else "temp", str(error))
+            return {r: result for r in recipients}
+        last = Result("temp", "no mail server could be reached")
+        for host, address, port in targets:
+            try:
+                return self._attempt(destination, host, address, port, sender, recipients,
+                                     message, settings, body_8bit)
+            except _Failure as failure:
+                last = failure.result
+                if not failure.try_next_host:
+                    break
+        return {r: last for r in recipients}
+
+    def close_idle(self, older_than: float = 0.0):
+        now = time.monotonic()
+        with self._lock:
+            stale = []
+            for key, connections in self._idle.items():
+                keep = [c for c in connections if now - c.last_used < older_than]
+                stale += [c for c in connections if c not in keep]
+                self._idle[key] = keep
+        for connection in stale:
+            connection.close()
+
+    # ---- internals -------------------------------------------------------------
+    def _targets(self, destination: Destination, settings):
+        if destination.kind != "mx":
+            return [(destination.host, destination.host, destination.port)]
+        return [(host, address, 25) for host, addresses in mail_hosts(destination.host, settings)
+                for address in addresses]
+
+    def _attempt(self, destination, host, address, port, sender, recipients, message, settings,
+                 body_8bit):
+        key = (address, port, destination.login)
+        connection = self._take_idle(key)
+        if connection is None:
+            connection = self._connect(destination, host, address, port, settings)
+        try:
+            results = self._transaction(connection, sender, recipients, message, settings, body_8bit)
+        except (smtplib.SMTPServerDisconnected, OSError) as error:
+            connection.smtp.close()
+            raise _Failure(Result("temp", f"lost connection with {connection.relay}: {error}",
+                                  connection.relay), try_next_host=True) from None
+        self._give_back(key, connection)
+        return results
+
+    def _take_idle(self, key):
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                connections = self._idle.get(key) or []
+                connection = connections.pop() if connections else None
+            if connection is None:
+                return None
+            if now - connection.last_used > IDLE_REUSE_SECONDS:
+                connection.close()
+                continue
+            try:
+                code, _ = connection.smtp.rset()
+                if code == 250:
+                    return connection
+            except (smtplib.SMTPException, OSError):
+                pass
+            connection.smtp.close()
+
+    def _give_back(self, key, connection: _Connection):
+        connection.last_used = time.monotonic()
+        with self._lock:
+            pool = self._idle.setdefault(key, [])
+            if len(pool) < MAX_IDLE_PER_SERVER:
+                pool.append(connection)
+                return
+        connection.close()
+
+    def _connect(self, destination: Destination, host, address, port, settings) -> _Connection:
+        relay = f"{host}[{address}]:{port}"
+        smtp = smtplib.SMTP(local_hostname=self.helo_name,
+                            timeout=settings["email.timeout_connect_min"] * 60)
+        try:
+            code, banner = smtp.connect(address, port)
+        except (OSError, smtplib.SMTPException) as error:
+            smtp.close()
+            raise _Failure(Result("temp", f"connect to {relay}: {error}", relay),
+                           try_next_host=True) from None
+        try:
+            smtp.sock.settimeout(settings["email.timeout_command_min"] * 60)
+            if code != 220:
+                raise _Failure(_classify(code, banner, relay), try_next_host=True)
+            code, reply = smtp.ehlo()
+            if code != 250:
+                code, reply = smtp.helo()
+                if code != 250:
+                    raise _Failure(_classify(code, reply, relay), try_next_host=True)
+            tls = False
+            if smtp.has_extn("starttls"):
+                code, reply = smtp.starttls(context=self._tls)
+                if code != 220:
+                    raise _Failure(_classify(code, reply, relay), try_next_host=True)
+                smtp.ehlo()
+                tls = True
+            if destination.login:
+                self._authenticate(smtp, destination, address, relay, tls, settings)
+        except _Failure:
+            smtp.close()
+            raise
+        except (smtplib.SMTPException, OSError) as error:
+            smtp.close()
+            raise _Failure(Result("temp", f"{relay}: {error}", relay), try_next_host=True) from None
+        return _Connection(smtp, relay, tls)
+
+    def _authenticate(self, smtp, destination, address, relay, tls, settings):
+        nearby = address.startswith("127.") or address == "::1" or in_networks(
+            address, settings["email.trusted_networks"])
+        if not tls and not nearby:
+            raise _Failure(Result("temp", f"{relay} offers no STARTTLS; not sending the password "
+                                          "in clear text", relay), try_next_host=True)
+        try:
+            smtp.login(destination.login, destination.password)
+        except smtplib.SMTPAuthenticationError as error:
+            # Held, not bounced: wrong credentials are the administrator's to fix.
+            raise _Failure(Result("temp", f"SASL authentication failed at {relay}: "
+                                          f"{error.smtp_code} {error.smtp_error!r}", relay),
+                           try_next_host=False) from None
+        except smtplib.SMTPNotSupportedError:
+            raise _Failure(Result("temp", f"{relay} does not offer AUTH", relay),
+                           try_next_host=False) from None
+
+    def _transaction(self, connection: _Connection, sender, recipients, message, settings,
+                     body_8bit) -> dict[str, Result]:
+        smtp, relay = connection.smtp, connection.relay
+        options = []
+        if smtp.has_extn("size"):
+            options.append(f"SIZE={len(message)}")
+        if body_8bit and smtp.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        code, reply = smtp.mail(sender, options)
+        if code != 250:
+            smtp.rset()
+            result = _classify(code, reply, relay)
+            return {r: result for r in recipients}
+        results, accepted = {}, []
+        for recipient in recipients:
+            code, reply = smtp.rcpt(recipient)
+            if code in (250, 251):
+                accepted.append(recipient)
+            else:
+                results[recipient] = _classify(code, reply, relay)
+        if not accepted:
+            smtp.rset()
+            return results
+        smtp.sock.settimeout(max(settings["email.timeout_datablock_min"],
+                                 settings["email.timeout_termination_min"]) * 60)
+        try:
+            code, reply = smtp.data(message)
+        except smtplib.SMTPDataError as error:
+            code, reply = error.smtp_code, error.smtp_error
+            smtp.rset()
+        finally:
+            if smtp.sock is not None:
+                smtp.sock.settimeout(settings["email.timeout_command_min"] * 60)
+        final = _classify(code, reply, relay)
+        for recipient in accepted:
+            results[recipient] = final
+        return results

@@ -1,0 +1,236 @@
+"""The queue manager: takes messages from incoming and due ones from
+deferred, routes every pending recipient, delivers with a concurrency limit
+per destination, retries with exponential backoff, honours the delivery
+schedule and bounces what fails for good or outlives the queue lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+
+from . import bounce, schedule
+from .deliver import Result
+from .queue import Envelope, NotInQueue, QueueError, Spool
+from .route import Destination, RouteError, route
+
+log = logging.getLogger("gatebox.qmgr")
+
+RESCAN_SECONDS = 5.0
+WAITING_FOR_SCHEDULE = "waiting for the scheduled send time (Email Server > Scheduling)"
+
+
+class QueueManager:
+    def __init__(self, spool: Spool, watcher, agents: dict, *, concurrency: int = 40,
+                 per_destination: int = 20, extra_routes=lambda: (), clock=time.time):
+        self.spool = spool
+        self.watcher = watcher
+        self.agents = agents            # destination kind -> agent with .deliver(...)
+        self.extra_routes = extra_routes
+        self.clock = clock
+        self.per_destination = per_destination
+        self._slots = asyncio.Semaphore(concurrency)
+        self._destinations: dict[str, asyncio.Semaphore] = {}
+        self._ready: asyncio.Queue = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._deferred: list = []
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    # ---- feeding -----------------------------------------------------------------
+    def notify(self, qid: str):
+        """smtpd (or a bounce) placed qid in incoming."""
+        if qid not in self._queued:
+            self._queued.add(qid)
+            self._ready.put_nowait(qid)
+
+    def _scan(self):
+        for qid in self.spool.ids("incoming"):
+            self.notify(qid)
+        known = {qid for _, qid in self._deferred}
+        for qid in self.spool.ids("deferred"):
+            if qid in known:
+                continue
+            try:
+                envelope = self.spool.read_envelope("deferred", qid)
+            except QueueError:
+                continue
+            heapq.heappush(self._deferred, (envelope.next_try, qid))
+
+    # ---- main loops -----------------------------------------------------------------
+    async def run(self):
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._scan)
+        await asyncio.gather(self._take_incoming(), self._take_deferred(), self._rescan())
+
+    async def _rescan(self):
+        # Files placed by other processes (the CLI's release and flush) are
+        # noticed here.
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(RESCAN_SECONDS)
+            await loop.run_in_executor(None, self._scan)
+            self._wake.set()
+
+    async def _take_incoming(self):
+        while True:
+            qid = await self._ready.get()
+            self._queued.discard(qid)
+            await self._slots.acquire()
+            self._spawn(self._process("incoming", qid))
+
+    async def _take_deferred(self):
+        while True:
+            now = self.clock()
+            while self._deferred and self._deferred[0][0] <= now:
+                _, qid = heapq.heappop(self._deferred)
+                await self._slots.acquire()
+                self._spawn(self._process("deferred", qid))
+            delay = min(self._deferred[0][0] - now, RESCAN_SECONDS) if self._deferred else RESCAN_SECONDS
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
+            except asyncio.TimeoutError:
+                pass
+
+    def _spawn(self, coroutine):
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._slots.release())
+
+    # ---- one message ---------------------------------------------------------------
+    async def _process(self, state: str, qid: str):
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.spool.move_unsynced, qid, state, "active")
+            envelope, message = await loop.run_in_executor(None, self.spool.load, "active", qid)
+        except NotInQueue:
+            return  # held, deleted or taken by another pass meanwhile
+        except QueueError as error:
+            log.error("%s: %s; moved to corrupt", qid, error)
+            await loop.run_in_executor(None, self.spool.move, qid, "active", "corrupt")
+            return
+        try:
+            await self._deliver_message(state, envelope, message)
+        except Exception:
+            log.exception("%s: delivery attempt failed unexpectedly; will retry", qid)
+            envelope.last_error = "internal error during delivery"
+            await self._defer(envelope, self.clock() + self.watcher.current["email.retry_minimum_seconds"])
+
+    async def _deliver_message(self, state: str, envelope: Envelope, message: bytes):
+        settings = self.watcher.current
+        now = self.clock()
+        attempted = list(envelope.pending)
+        groups: dict[str, tuple[Destination, list]] = {}
+        wait_until = None
+        due_by_schedule = state == "deferred" and envelope.next_try <= now
+        for recipient in envelope.pending:
+            try:
+                address, destination = route(recipient.original or recipient.address,
+                                             envelope.direction, settings, self.extra_routes())
+            except RouteError as error:
+                recipient.detail = str(error)
+                if error.permanent:
+                    recipient.status = "failed"
+                    self._log_result(envelope, recipient, "", "bounced", now)
+                else:
+                    self._log_result(envelope, recipient, "", "deferred", now)
+                continue
+            if address != recipient.address:
+                recipient.original = recipient.original or recipient.address
+                recipient.address = address
+            if schedule.is_internet(destination) and not due_by_schedule:
+                send_at = schedule.next_send_time(now, settings)
+                if send_at > now + 1:
+                    recipient.detail = WAITING_FOR_SCHEDULE
+                    wait_until = send_at if wait_until is None else min(wait_until, send_at)
+                    continue
+            groups.setdefault(destination.key, (destination, []))[1].append(recipient)
+
+        outcomes = await asyncio.gather(*(self._deliver_group(envelope, message, dest, rcpts, settings)
+                                          for dest, rcpts in groups.values()))
+        for results in outcomes:
+            for recipient, result in results:
+                recipient.detail = result.detail
+                if result.status == "sent":
+                    recipient.status = "sent"
+                elif result.status == "perm":
+                    recipient.status = "failed"
+                self._log_result(envelope, recipient, result.relay,
+                                 {"sent": "sent", "perm": "bounced", "temp": "deferred"}[result.status],
+                                 now)
+        await self._finish(envelope, message, settings, attempted, wait_until)
+
+    async def _deliver_group(self, envelope, message, destination: Destination, recipients, settings):
+        agent = self.agents.get(destination.kind)
+        if agent is None:
+            return [(r, Result("temp", f"no delivery agent for {destination.kind} mail"))
+                    for r in recipients]
+        limit = self._destinations.setdefault(destination.key, asyncio.Semaphore(self.per_destination))
+        loop = asyncio.get_running_loop()
+        async with limit:
+            results = await loop.run_in_executor(
+                None, agent.deliver, destination, envelope.sender, [r.address for r in recipients],
+                message, settings, envelope.body_8bit)
+        return [(r, results.get(r.address, Result("temp", "no result from delivery agent")))
+                for r in recipients]
+
+    async def _finish(self, envelope: Envelope, message: bytes, settings, attempted, wait_until):
+        loop = asyncio.get_running_loop()
+        now = self.clock()
+        lifetime = settings["email.max_queue_lifetime_days"] * 86400
+        newly_failed = [r for r in attempted if r.status == "failed"]
+        if envelope.pending and now - envelope.received >= lifetime:
+            for recipient in envelope.pending:
+                recipient.status = "failed"
+                recipient.detail = (f"message expired after {settings['email.max_queue_lifetime_days']} "
+                                    f"days in the queue; last error: {recipient.detail or 'none'}")
+                self._log_result(envelope, recipient, "", "expired", now)
+                newly_failed.append(recipient)
+        if newly_failed:
+            await self._bounce(envelope, newly_failed, message, settings)
+        if not envelope.pending:
+            await loop.run_in_executor(None, self.spool.remove, "active", envelope.id)
+            log.info("%s: removed", envelope.id)
+            return
+        waiting_only = all(r.detail == WAITING_FOR_SCHEDULE for r in envelope.pending)
+        if waiting_only and wait_until is not None:
+            next_try = wait_until
+        else:
+            envelope.attempts += 1
+            next_try = now + self._backoff(envelope.attempts, settings)
+            if wait_until is not None:
+                next_try = min(next_try, wait_until)
+        envelope.last_error = next((r.detail for r in envelope.pending if r.detail), "")
+        await self._defer(envelope, next_try)
+
+    async def _defer(self, envelope: Envelope, next_try: float):
+        envelope.next_try = next_try
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.spool.rewrite, envelope, "active", "deferred")
+        heapq.heappush(self._deferred, (next_try, envelope.id))
+        self._wake.set()
+
+    def _backoff(self, attempts: int, settings) -> float:
+        low = settings["email.retry_minimum_seconds"]
+        high = max(low, settings["email.retry_maximum_seconds"])
+        return min(high, low * 2 ** max(attempts - 1, 0))
+
+    async def _bounce(self, envelope: Envelope, failed, message: bytes, settings):
+        made = bounce.bounce_envelope(envelope, failed, message, settings)
+        if made is None:
+            log.warning("%s: undeliverable notification discarded (no one to tell)", envelope.id)
+            return
+        dsn, dsn_message = made
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.spool.write, dsn, dsn_message)
+        log.info("%s: sender non-delivery notification: %s", envelope.id, dsn.id)
+        self.notify(dsn.id)
+
+    def _log_result(self, envelope: Envelope, recipient, relay: str, status: str, now: float):
+        original = f", orig_to=<{recipient.original}>" if recipient.original else ""
+        log.info("%s: to=<%s>%s, relay=%s, delay=%.2f, status=%s (%s)", envelope.id,
+                 recipient.address, original, relay or "none", now - envelope.received, status,
+                 recipient.detail)

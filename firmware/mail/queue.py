@@ -1,0 +1,313 @@
+"""The durable mail spool. Files are the truth.
+
+One file per message, named by its queue id, living in exactly one state
+directory: incoming, active, deferred, hold or corrupt. A state change is a
+single rename. A file is written under tmp/, fsync'd, renamed into place and
+its directory fsync'd before the client is told 250; concurrent sessions share
+directory fsyncs (group commit).
+
+File layout: a magic line, one line of JSON (the envelope), then the message
+bytes exactly as received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MAGIC = b"GATEBOX-QUEUE 1\n"
+STATES = ("incoming", "active", "deferred", "hold", "corrupt")
+_HEADER_READ = 64 * 1024
+
+
+class QueueError(Exception):
+    pass
+
+
+class NotInQueue(QueueError):
+    pass
+
+
+@dataclass
+class Recipient:
+    address: str
+    status: str = "pending"      # pending | sent | failed
+    detail: str = ""             # the last reply or error, for the log and the DSN
+    original: str = ""           # as given at RCPT time, when routing rewrote it
+
+
+@dataclass
+class Envelope:
+    id: str
+    sender: str
+    recipients: list
+    received: float
+    client_address: str = ""
+    client_name: str = ""
+    helo: str = ""
+    auth_user: str = ""
+    direction: str = "inbound"   # inbound (from the Internet) | outbound (trusted or authenticated)
+    size: int = 0
+    message_id: str = ""
+    subject: str = ""
+    header_from: str = ""
+    attempts: int = 0
+    next_try: float = 0.0
+    last_error: str = ""
+    is_bounce: bool = False
+    body_8bit: bool = False
+
+    def to_json(self) -> bytes:
+        data = asdict(self)
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> "Envelope":
+        data = json.loads(raw)
+        data["recipients"] = [Recipient(**r) for r in data["recipients"]]
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def pending(self) -> list:
+        return [r for r in self.recipients if r.status == "pending"]
+
+
+def new_queue_id() -> str:
+    # Time-ordered so a listing by id is roughly a listing by arrival.
+    return f"{time.time_ns() // 1000:013X}{secrets.token_hex(3).upper()}"
+
+
+def _fsync_dir(path: Path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class GroupSync:
+    """Coalesces fsyncs of one directory: everyone who renamed a file into it
+    before a sync started is covered by that sync."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._next: asyncio.Future | None = None
+        self._runner: asyncio.Task | None = None
+
+    async def sync(self):
+        loop = asyncio.get_running_loop()
+        if self._next is None:
+            self._next = loop.create_future()
+        waiter = self._next
+        if self._runner is None or self._runner.done():
+            self._runner = loop.create_task(self._run())
+        await asyncio.shield(waiter)
+
+    async def _run(self):
+        loop = asyncio.get_running_loop()
+        while self._next is not None:
+            batch, self._next = self._next, None
+            try:
+                await loop.run_in_executor(None, _fsync_dir, self.path)
+            except BaseException as error:
+                batch.set_exception(error)
+                raise
+            batch.set_result(None)
+
+
+@dataclass
+class Entry:
+    state: str
+    envelope: Envelope
+    mtime: float = 0.0
+
+
+class Spool:
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+        self._syncers: dict[str, GroupSync] = {}
+
+    def create(self):
+        for name in STATES + ("tmp",):
+            (self.root / name).mkdir(parents=True, exist_ok=True, mode=0o750)
+
+    def dir(self, state: str) -> Path:
+        if state not in STATES:
+            raise QueueError(f"unknown queue state {state!r}")
+        return self.root / state
+
+    def path(self, state: str, qid: str) -> Path:
+        if not qid or "/" in qid or qid.startswith("."):
+            raise NotInQueue(qid)
+        return self.dir(state) / qid
+
+    # ---- writing ---------------------------------------------------------
+    def _write_tmp(self, envelope: Envelope, message: bytes) -> Path:
+        tmp = self.tmp / envelope.id
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            view = memoryview(MAGIC + envelope.to_json() + b"\n" + message)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return tmp
+
+    def write(self, envelope: Envelope, message: bytes, state: str = "incoming") -> Path:
+        """Durably place a new message (blocking; used by tools and bounces)."""
+        target = self.path(state, envelope.id)
+        os.rename(self._write_tmp(envelope, message), target)
+        _fsync_dir(target.parent)
+        return target
+
+    async def enqueue(self, envelope: Envelope, message: bytes) -> Path:
+        """Durably place a new message in incoming; returns once it would
+        survive a crash."""
+        loop = asyncio.get_running_loop()
+
+        def place():
+            target = self.path("incoming", envelope.id)
+            os.rename(self._write_tmp(envelope, message), target)
+            return target
+
+        target = await loop.run_in_executor(None, place)
+        await self._syncer("incoming").sync()
+        return target
+
+    def _syncer(self, state: str) -> GroupSync:
+        if state not in self._syncers:
+            self._syncers[state] = GroupSync(self.dir(state))
+        return self._syncers[state]
+
+    def rewrite(self, envelope: Envelope, from_state: str, to_state: str):
+        """Store an updated envelope in to_state and drop the copy in from_state.
+        The new copy is durable before the old one goes, so a crash leaves at
+        worst both (recovery keeps the newer state)."""
+        _, message = self.load(from_state, envelope.id)
+        target = self.path(to_state, envelope.id)
+        tmp = self._write_tmp(envelope, message)
+        os.rename(tmp, target)
+        _fsync_dir(target.parent)
+        if from_state != to_state:
+            os.unlink(self.path(from_state, envelope.id))
+
+    def move(self, qid: str, from_state: str, to_state: str):
+        try:
+            os.rename(self.path(from_state, qid), self.path(to_state, qid))
+        except FileNotFoundError:
+            raise NotInQueue(qid) from None
+        _fsync_dir(self.dir(to_state))
+
+    def move_unsynced(self, qid: str, from_state: str, to_state: str):
+        """A rename whose loss in a crash is harmless (incoming -> active:
+        the message is simply taken again)."""
+        try:
+            os.rename(self.path(from_state, qid), self.path(to_state, qid))
+        except FileNotFoundError:
+            raise NotInQueue(qid) from None
+
+    def remove(self, state: str, qid: str):
+        try:
+            os.unlink(self.path(state, qid))
+        except FileNotFoundError:
+            raise NotInQueue(qid) from None
+
+    # ---- reading ---------------------------------------------------------
+    def load(self, state: str, qid: str) -> tuple[Envelope, bytes]:
+        try:
+            raw = self.path(state, qid).read_bytes()
+        except FileNotFoundError:
+            raise NotInQueue(qid) from None
+        return _parse(raw, qid)
+
+    def read_envelope(self, state: str, qid: str) -> Envelope:
+        try:
+            with open(self.path(state, qid), "rb") as handle:
+                head = handle.read(_HEADER_READ)
+                while b"\n" not in head[len(MAGIC):] and len(head) % _HEADER_READ == 0:
+                    more = handle.read(_HEADER_READ)
+                    if not more:
+                        break
+                    head += more
+        except FileNotFoundError:
+            raise NotInQueue(qid) from None
+        return _parse(head, qid, envelope_only=True)[0]
+
+    def locate(self, qid: str) -> str:
+        for state in STATES:
+            if self.path(state, qid).exists():
+                return state
+        raise NotInQueue(qid)
+
+    def ids(self, state: str) -> list[str]:
+        try:
+            return sorted(name for name in os.listdir(self.dir(state)) if not name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def entries(self, states=("incoming", "active", "deferred", "hold", "corrupt")):
+        for state in states:
+            for qid in self.ids(state):
+                try:
+                    envelope = self.read_envelope(state, qid)
+                except NotInQueue:
+                    continue
+                except QueueError:
+                    envelope = Envelope(id=qid, sender="?", recipients=[], received=0.0,
+                                        last_error="unreadable queue file")
+                yield Entry(state, envelope)
+
+    def count(self, state: str) -> int:
+        return len(self.ids(state))
+
+    # ---- crash recovery ----------------------------------------------------
+    def recover(self) -> dict:
+        """Run before the queue manager starts: whatever was being delivered
+        when the box stopped goes back to incoming (at-least-once delivery);
+        unfinished tmp files were never acknowledged and are dropped."""
+        report = {"requeued": 0, "duplicates": 0, "tmp_dropped": 0, "corrupt": 0}
+        for qid in self.ids("active"):
+            elsewhere = [s for s in ("incoming", "deferred", "hold") if self.path(s, qid).exists()]
+            if elsewhere:
+                os.unlink(self.path("active", qid))
+                report["duplicates"] += 1
+            else:
+                os.rename(self.path("active", qid), self.path("incoming", qid))
+                report["requeued"] += 1
+        for name in os.listdir(self.tmp):
+            os.unlink(self.tmp / name)
+            report["tmp_dropped"] += 1
+        for qid in self.ids("incoming") + self.ids("deferred"):
+            state = "incoming" if self.path("incoming", qid).exists() else "deferred"
+            try:
+                self.read_envelope(state, qid)
+            except NotInQueue:
+                continue
+            except QueueError:
+                os.rename(self.path(state, qid), self.path("corrupt", qid))
+                report["corrupt"] += 1
+        for state in ("incoming", "corrupt"):
+            _fsync_dir(self.dir(state))
+        return report
+
+
+def _parse(raw: bytes, qid: str, envelope_only: bool = False) -> tuple[Envelope, bytes]:
+    if not raw.startswith(MAGIC):
+        raise QueueError(f"{qid}: not a queue file")
+    end = raw.find(b"\n", len(MAGIC))
+    if end < 0:
+        raise QueueError(f"{qid}: truncated queue file")
+    try:
+        envelope = Envelope.from_json(raw[len(MAGIC):end])
+    except (ValueError, TypeError, KeyError) as error:
+        raise QueueError(f"{qid}: bad envelope: {error}") from None
+    return envelope, b"" if envelope_only else raw[end + 1:]

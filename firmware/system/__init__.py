@@ -1,0 +1,1 @@
+"""Box-level concerns: serial number, certificates, network, USB, updates."""

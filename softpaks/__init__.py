@@ -1,0 +1,1 @@
+"""SoftPaks: one sub-package per paid feature module."""

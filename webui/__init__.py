@@ -1,0 +1,1 @@
+"""The web admin (Flask): one blueprint per eSoft menu."""
