@@ -7,6 +7,7 @@ from __future__ import annotations
 import email.utils
 import time
 from email.message import Message
+from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import SMTP
@@ -39,6 +40,13 @@ def _diagnostic(detail: str) -> str:
     return f"x-gatebox; {detail}"
 
 
+def _fields(pairs) -> Message:
+    block = Message()
+    for name, value in pairs:
+        block[name] = value
+    return block
+
+
 def build(envelope: Envelope, failed: list[Recipient], original: bytes, settings,
           reason: str = "") -> bytes:
     hostname = settings["system.hostname"]
@@ -61,23 +69,23 @@ def build(envelope: Envelope, failed: list[Recipient], original: bytes, settings
     report["Date"] = email.utils.formatdate(now, localtime=True)
     report["Message-ID"] = email.utils.make_msgid(domain=hostname)
     report["Auto-Submitted"] = "auto-replied"
-    report.attach(MIMEText("\n".join(text_lines) + "\n", "plain", "utf-8"))
+    text = "\n".join(text_lines) + "\n"
+    report.attach(MIMEText(text, "plain", "us-ascii" if text.isascii() else "utf-8"))
 
-    status = Message()
-    per_message = [f"Reporting-MTA: dns; {hostname}",
-                   f"X-Gatebox-Queue-ID: {envelope.id}",
-                   f"Arrival-Date: {email.utils.formatdate(envelope.received, localtime=True)}"]
-    per_recipient = []
+    per_message = _fields([("Reporting-MTA", f"dns; {hostname}"),
+                           ("X-Gatebox-Queue-ID", envelope.id),
+                           ("Arrival-Date", email.utils.formatdate(envelope.received, localtime=True))])
+    blocks = [per_message]
     for recipient in failed:
-        block = [f"Final-Recipient: rfc822; {recipient.address}"]
+        fields = [("Final-Recipient", f"rfc822; {recipient.address}")]
         if recipient.original and recipient.original != recipient.address:
-            block.append(f"Original-Recipient: rfc822; {recipient.original}")
-        block += ["Action: failed",
-                  f"Status: {_status_of(recipient.detail, True)}",
-                  f"Diagnostic-Code: {_diagnostic(recipient.detail)}"]
-        per_recipient.append("\n".join(block))
-    status.set_type("message/delivery-status")
-    status.set_payload("\n".join(per_message) + "\n\n" + "\n\n".join(per_recipient) + "\n")
+            fields.append(("Original-Recipient", f"rfc822; {recipient.original}"))
+        fields += [("Action", "failed"),
+                   ("Status", _status_of(recipient.detail, True)),
+                   ("Diagnostic-Code", _diagnostic(recipient.detail))]
+        blocks.append(_fields(fields))
+    status = MIMEBase("message", "delivery-status")
+    status.set_payload(blocks)
     report.attach(status)
 
     headers = MIMEText("", "rfc822-headers")

@@ -308,6 +308,7 @@ class Handler:
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         ctx = server.context
         ctx.settings = server.gateway.settings  # each transaction sees current settings
+        address = "" if address == "<>" else address  # aiosmtpd keeps the null sender's brackets
         ctx.sender, ctx.recipient, ctx.recipients = address, "", []
         verdict = await self._decide(server, "mail", "MAIL")
         if verdict is not None:

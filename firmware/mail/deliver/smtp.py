@@ -156,6 +156,7 @@ class SmtpDelivery:
         relay = f"{host}[{address}]:{port}"
         smtp = smtplib.SMTP(local_hostname=self.helo_name,
                             timeout=settings["email.timeout_connect_min"] * 60)
+        smtp._host = host  # smtplib names the TLS peer by it (SNI); connect() leaves it unset
         try:
             code, banner = smtp.connect(address, port)
         except (OSError, smtplib.SMTPException) as error:

@@ -1,0 +1,129 @@
+"""Licenses activated on this box, kept in the settings database.
+
+Each stored key is verified again whenever it is read, so a row copied from
+another box or edited by hand grants nothing. Removing a license or letting
+it expire touches no setting, mailbox or queued message: the SoftPak stops,
+and a new key brings it back as it was."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import time
+from dataclasses import dataclass
+
+from firmware.config import transaction
+
+from . import expiry, textform, trust, verify
+from .errors import LicenseError, NoSuchLicense
+from .payload import License
+
+
+@dataclass
+class Activation:
+    license: License
+    new: bool
+
+
+@dataclass
+class StoredLicense:
+    id: str
+    grants: dict              # softpak -> expiry date or None
+    issued: datetime.date
+    serial: str
+    activated_at: float
+    activated_by: str
+    problem: str | None       # why it grants nothing on this box, or None
+
+
+def installed_softpaks() -> set[str]:
+    from firmware import plugins
+    return set(plugins.installed_softpaks())
+
+
+def box_serial() -> str:
+    from firmware.system.serial import box_serial as read_serial
+    return read_serial()
+
+
+def activate(store, text: str, actor: str = "system", now=None) -> Activation:
+    lic = verify.verify(text, box_serial(), installed_softpaks(), now)
+    canonical = textform.encode(textform.decode(text))
+    with transaction(store.db):
+        if store.db.execute("SELECT 1 FROM licenses WHERE key_id = ?", [lic.id]).fetchone():
+            return Activation(lic, new=False)
+        store.db.execute(
+            "INSERT INTO licenses(key_id, key_text, serial, issued, grants, activated_at, activated_by)"
+            " VALUES(?, ?, ?, ?, ?, ?, ?)",
+            [lic.id, canonical, lic.serial, lic.issued.isoformat(), _grants_json(lic.grants),
+             time.time(), actor])
+        store.audit(actor, f"activate license {lic.id}", "", _grants_text(lic.grants))
+    store.touch()
+    return Activation(lic, new=True)
+
+
+def remove(store, key_id: str, actor: str = "system"):
+    key_id = key_id.strip().upper()
+    with transaction(store.db):
+        row = store.db.execute("SELECT grants FROM licenses WHERE key_id = ?", [key_id]).fetchone()
+        if row is None:
+            raise NoSuchLicense(f"{key_id} (see 'gatebox license show')")
+        store.db.execute("DELETE FROM licenses WHERE key_id = ?", [key_id])
+        store.audit(actor, f"remove license {key_id}", _grants_text(_grants_from_json(row[0])), "")
+    store.touch()
+
+
+def stored_licenses(store, now=None) -> list[StoredLicense]:
+    serial = box_serial()
+    result = []
+    for row in store.db.query("SELECT * FROM licenses ORDER BY activated_at, key_id"):
+        problem = None
+        try:
+            lic = _read_cached(row["key_text"], _trust_fingerprint())
+            verify.check_serial(lic, serial)
+        except LicenseError as error:
+            problem = str(error)
+        result.append(StoredLicense(row["key_id"], _grants_from_json(row["grants"]),
+                                    datetime.date.fromisoformat(row["issued"]), row["serial"],
+                                    row["activated_at"], row["activated_by"], problem))
+    return result
+
+
+def granted(store, now=None) -> dict:
+    """softpak -> best expiry (None = perpetual) over the licenses valid on this box,
+    whatever their expiry state."""
+    result = {}
+    for stored in stored_licenses(store, now):
+        if stored.problem:
+            continue
+        for softpak, end in stored.grants.items():
+            result[softpak] = expiry.better(result[softpak], end) if softpak in result else end
+    return result
+
+
+def active_softpaks(store, now=None) -> set[str]:
+    return {softpak for softpak, end in granted(store, now).items()
+            if expiry.state(end, now) in expiry.RUNNING_STATES}
+
+
+def _trust_fingerprint() -> tuple:
+    return tuple(sorted(key_id for key_id in trust.trusted_keys()))
+
+
+@functools.lru_cache(maxsize=256)
+def _read_cached(text: str, trusted: tuple) -> License:
+    # `trusted` is part of the cache key so a changed key set re-verifies.
+    return verify.read(text)
+
+
+def _grants_json(grants: dict) -> str:
+    return json.dumps({k: (v.isoformat() if v else None) for k, v in sorted(grants.items())})
+
+
+def _grants_from_json(text: str) -> dict:
+    return {k: (datetime.date.fromisoformat(v) if v else None) for k, v in json.loads(text).items()}
+
+
+def _grants_text(grants: dict) -> str:
+    return ", ".join(f"{k}={v.isoformat() if v else 'perpetual'}" for k, v in sorted(grants.items()))

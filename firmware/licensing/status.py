@@ -1,0 +1,56 @@
+"""What `softpak list`, `license show` and the admin pages say about each
+SoftPak: installed, licensed, active, and until when."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from . import expiry
+from .activation import granted
+
+
+@dataclass
+class SoftPakStatus:
+    id: str
+    name: str
+    installed: bool
+    licensed: bool
+    active: bool
+    expiry: datetime.date | None
+    state: str | None        # ok / warning / grace / off, None when never licensed
+    note: str                # the sentence for the administrator
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.state in (expiry.WARNING, expiry.GRACE, expiry.OFF)
+
+
+def softpak_status(store, now=None) -> list[SoftPakStatus]:
+    from firmware import plugins
+    manifests = plugins.installed_softpaks()
+    grants = granted(store, now)
+    loadable = plugins.registry().loadable(
+        {s for s, end in grants.items() if expiry.state(end, now) in expiry.RUNNING_STATES})
+    rows = []
+    for softpak in sorted(set(manifests) | set(grants)):
+        manifest = manifests.get(softpak)
+        licensed = softpak in grants
+        end = grants.get(softpak)
+        state = expiry.state(end, now) if licensed else None
+        if not manifest:
+            note = "licensed, but not part of this firmware"
+        elif not licensed:
+            note = "not licensed: " + manifest.description.split(". ")[0].rstrip(".") + "."
+        else:
+            note = expiry.describe(end, now)
+        rows.append(SoftPakStatus(softpak, manifest.name if manifest else softpak,
+                                  manifest is not None, licensed, softpak in loadable,
+                                  end, state, note))
+    return rows
+
+
+def warnings(store, now=None) -> list[str]:
+    """One line per SoftPak that expires soon, is in its grace period or has stopped."""
+    return [f"{row.name} SoftPak: {row.note}" for row in softpak_status(store, now)
+            if row.needs_attention]

@@ -1,0 +1,1 @@
+"""The Anti-Spam SoftPak: licensable, no features yet (see manifest.toml)."""

@@ -1,0 +1,1 @@
+"""The Anti-Virus SoftPak: licensable, no features yet (see manifest.toml)."""

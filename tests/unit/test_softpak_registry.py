@@ -1,0 +1,116 @@
+import sys
+import textwrap
+
+import pytest
+
+from firmware import plugins
+from firmware.licensing import activate, remove
+
+
+def test_installed_softpaks_have_manifests():
+    manifests = plugins.installed_softpaks()
+    assert {"mailserver", "antispam", "antivirus"} <= set(manifests)
+    mailserver = manifests["mailserver"]
+    assert mailserver.name == "Mail Server" and mailserver.version
+    assert "Stand-Alone" in mailserver.description
+    for later in ("antispam", "antivirus"):
+        assert "later" in manifests[later].description
+
+
+def test_only_licensed_softpaks_are_loaded(vendor, store):
+    assert plugins.active_plugin_manager(store).list_name_plugin() == []
+    lic = activate(store, vendor.issue(mailserver=None)).license
+    manager = plugins.active_plugin_manager(store)
+    assert [name for name, _ in manager.list_name_plugin()] == ["mailserver"]
+    pages = [p for batch in manager.hook.gatebox_menu_pages() for p in batch]
+    assert pages and pages[0]["softpak"] == "mailserver"
+    remove(store, lic.id)
+    assert plugins.active_plugin_manager(store).list_name_plugin() == []
+
+
+def test_active_manager_is_cached_per_generation(vendor, store):
+    first = plugins.active_plugin_manager(store)
+    assert plugins.active_plugin_manager(store) is first
+    store.touch()
+    assert plugins.active_plugin_manager(store) is not first
+
+
+@pytest.fixture
+def demo_package(tmp_path, monkeypatch):
+    """A throwaway SoftPak package: `demo` declares a setting and a CLI
+    command; `addon` requires `demo`."""
+    root = tmp_path / "demopaks"
+    for softpak, requires, body in [
+        ("demo", [], '''
+            from firmware.config.types import Setting, Text
+            from firmware.plugins import hookimpl
+
+            @hookimpl
+            def gatebox_settings():
+                return [Setting("demo.greeting", Text(), "hello", "Greeting", "Demo")]
+
+            @hookimpl
+            def gatebox_cli_commands():
+                return ["demo-command"]
+
+            @hookimpl
+            def gatebox_migrations():
+                def create(db):
+                    db.execute("CREATE TABLE demo_things (id INTEGER PRIMARY KEY)")
+                return [(1, create)]
+        '''),
+        ("addon", ["demo"], '''
+            from firmware.plugins import hookimpl
+
+            @hookimpl
+            def gatebox_cli_commands():
+                return ["addon-command"]
+        '''),
+    ]:
+        (root / softpak).mkdir(parents=True)
+        (root / softpak / "__init__.py").write_text(textwrap.dedent(body))
+        (root / softpak / "manifest.toml").write_text(
+            f'id = "{softpak}"\nname = "{softpak.title()}"\nversion = "1"\n'
+            f'description = "test SoftPak"\nrequires = {requires!r}\n'.replace("'", '"'))
+    (root / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield plugins.Registry("demopaks")
+    for name in [m for m in sys.modules if m.startswith("demopaks")]:
+        del sys.modules[name]
+
+
+def test_settings_of_unlicensed_softpaks_stay_declared(demo_package):
+    assert [s.key for s in demo_package.settings] == ["demo.greeting"]
+
+
+def test_requires_needs_the_other_softpak_active(demo_package):
+    def commands(active):
+        manager = demo_package.plugin_manager(active)
+        return sorted(c for batch in manager.hook.gatebox_cli_commands() for c in batch)
+
+    assert commands(set()) == []
+    assert commands({"addon"}) == []
+    assert commands({"demo"}) == ["demo-command"]
+    assert commands({"demo", "addon"}) == ["addon-command", "demo-command"]
+    assert commands({"demo", "not-installed"}) == ["demo-command"]
+
+
+def test_softpak_migrations_run_for_installed_softpaks(demo_package, store):
+    from firmware.config.migrations import upgrade
+    upgrade(store.db, extra=demo_package.migrations())
+    upgrade(store.db, extra=demo_package.migrations())  # once only
+    assert "demo_things" in store.db.table_names()
+    row = store.db.execute("SELECT value FROM meta WHERE key = 'schema_version:demo'").fetchone()
+    assert row[0] == "1"
+
+
+def test_core_softpak_settings_are_cached():
+    assert plugins.softpak_settings() is plugins.softpak_settings()
+
+
+def test_a_broken_manifest_is_skipped(demo_package):
+    broken = demo_package.manifests["demo"].path.parent / "broken"
+    broken.mkdir()
+    (broken / "manifest.toml").write_text('id = "broken"\n')
+    fresh = plugins.Registry("demopaks")
+    assert set(fresh.manifests) == {"demo", "addon"}

@@ -1,0 +1,1 @@
+"""The vendor's side of gatebox licensing (never on a box)."""
