@@ -21,6 +21,7 @@ from .mail.policy import Policy
 from .mail.qmgr import QueueManager
 from .mail.queue import Spool
 from .mail.smtpd import Gateway
+from .mail.stats import MailStats
 
 log = logging.getLogger("gatebox")
 
@@ -50,9 +51,12 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     settings = watcher.current
     tls.ensure_certificate(data_dir, settings["system.hostname"])
     delivery = SmtpDelivery(helo_name=settings["system.hostname"])
-    qmgr = QueueManager(spool, watcher, {"lan": delivery, "smarthost": delivery, "mx": delivery})
+    stats = MailStats(store)
+    qmgr = QueueManager(spool, watcher, {"lan": delivery, "smarthost": delivery, "mx": delivery},
+                        stats=stats)
     gateway = Gateway(watcher=watcher, spool=spool, policy=Policy(CORE_CHECKS),
-                      tls_context=tls.server_context(data_dir), on_enqueued=qmgr.notify)
+                      tls_context=tls.server_context(data_dir), on_enqueued=qmgr.notify,
+                      stats=stats)
     servers = [await gateway.serve(bind, smtp_port, "smtp")]
     if submission_port:
         servers.append(await gateway.serve(bind, submission_port, "submission"))
@@ -66,7 +70,7 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
         except (NotImplementedError, RuntimeError):
             pass
     tasks = [loop.create_task(qmgr.run()), loop.create_task(watcher.watch()),
-             loop.create_task(_close_idle_connections(delivery))]
+             loop.create_task(_close_idle_connections(delivery)), loop.create_task(stats.run())]
     if ready is not None:
         ready(ports)
     await stop.wait()

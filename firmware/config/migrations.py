@@ -27,9 +27,18 @@ def _m2_licenses(db: sqlite_utils.Database):
         activated_at REAL NOT NULL, activated_by TEXT NOT NULL)""")
 
 
+def _m3_mail_stats(db: sqlite_utils.Database):
+    # One row per hour (epoch seconds of the hour's start) for the dashboard.
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_stats (
+        hour INTEGER PRIMARY KEY, received INTEGER NOT NULL DEFAULT 0,
+        delivered INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,
+        bounced INTEGER NOT NULL DEFAULT 0)""")
+
+
 MIGRATIONS = [
     (1, _m1_base),
     (2, _m2_licenses),
+    (3, _m3_mail_stats),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -23,12 +23,14 @@ WAITING_FOR_SCHEDULE = "waiting for the scheduled send time (Email Server > Sche
 
 class QueueManager:
     def __init__(self, spool: Spool, watcher, agents: dict, *, concurrency: int = 40,
-                 per_destination: int = 20, extra_routes=lambda: (), clock=time.time):
+                 per_destination: int = 20, extra_routes=lambda: (), clock=time.time,
+                 stats=None):
         self.spool = spool
         self.watcher = watcher
         self.agents = agents            # destination kind -> agent with .deliver(...)
         self.extra_routes = extra_routes
         self.clock = clock
+        self.stats = stats
         self.per_destination = per_destination
         self._slots = asyncio.Semaphore(concurrency)
         self._destinations: dict[str, asyncio.Semaphore] = {}
@@ -230,6 +232,8 @@ class QueueManager:
         self.notify(dsn.id)
 
     def _log_result(self, envelope: Envelope, recipient, relay: str, status: str, now: float):
+        if self.stats is not None and status in ("sent", "bounced", "expired"):
+            self.stats.count("delivered" if status == "sent" else "bounced")
         original = f", orig_to=<{recipient.original}>" if recipient.original else ""
         log.info("%s: to=<%s>%s, relay=%s, delay=%.2f, status=%s (%s)", envelope.id,
                  recipient.address, original, relay or "none", now - envelope.received, status,

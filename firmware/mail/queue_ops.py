@@ -26,6 +26,18 @@ class QueueOps:
     def listing(self, sort: str = "id"):
         return sorted(self.spool.entries(), key=_SORT_KEYS[sort])
 
+    def page(self, sort: str = "date", descending: bool = False, offset: int = 0,
+             limit: int = 50, states: tuple | None = None):
+        """One sorted page of the queue, from the index kept beside the spool
+        (rebuilt from the files whenever they change), so a queue of 100,000
+        messages is not read in full for every page."""
+        from .queue_index import QueueIndex
+        index = QueueIndex(self.spool)
+        try:
+            return index.page(sort, descending, offset, limit, states)
+        finally:
+            index.close()
+
     def show(self, qid: str):
         state = self.spool.locate(qid)
         envelope, message = self.spool.load(state, qid)

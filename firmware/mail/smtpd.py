@@ -13,13 +13,13 @@ import email.utils
 import hashlib
 import logging
 import re
-import socket
+import threading
 import time
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from firmware import __version__, accounts
-from firmware.config import UNLIMITED
+from firmware.config import UNLIMITED, Store
 
 from .addresses import in_networks
 from .headers import summary
@@ -83,7 +83,7 @@ class Gateway:
     """State shared by every SMTP connection of one running box."""
 
     def __init__(self, *, watcher, spool: Spool, policy: Policy, tls_context,
-                 on_enqueued=lambda qid: None, hostname: str | None = None):
+                 on_enqueued=lambda qid: None, hostname: str | None = None, stats=None):
         self.watcher = watcher
         self.spool = spool
         self.policy = policy
@@ -91,8 +91,14 @@ class Gateway:
         self.on_enqueued = on_enqueued
         self.hostname = hostname
         self.connections: collections.Counter = collections.Counter()
+        self._auth_local = threading.local()
         self.duplicates = DuplicateFilter()
         self.handler = Handler(self)
+        self.stats = stats
+
+    def count(self, field: str):
+        if self.stats is not None:
+            self.stats.count(field)
 
     @property
     def settings(self):
@@ -110,8 +116,15 @@ class Gateway:
 
     async def check_password(self, login: str, password: str) -> bool:
         loop = asyncio.get_running_loop()
-        store = self.watcher.store
-        return await loop.run_in_executor(None, accounts.authenticate, store, login, password)
+        return await loop.run_in_executor(None, self._check_password, login, password)
+
+    def _check_password(self, login: str, password: str) -> bool:
+        # Worker threads get their own database connection; the event loop's
+        # connection is never used off its thread.
+        store = getattr(self._auth_local, "store", None)
+        if store is None:
+            store = self._auth_local.store = Store(self.watcher.store.data_dir)
+        return accounts.authenticate(store, login, password)
 
 
 class _PendingCredentials:
@@ -180,6 +193,7 @@ class GateboxSMTP(SMTP):
         if verdict is not None:
             log.info("NOQUEUE: reject: CONNECT from %s: %s; check=%s",
                      _client(ctx), verdict.reply, verdict.check)
+            self.gateway.count("rejected")
             await self.push(verdict.reply)
             self.transport.close()
             return
@@ -279,6 +293,7 @@ class Handler:
             log.info("NOQUEUE: reject: %s from %s: %s; from=<%s> to=<%s> helo=<%s> check=%s",
                      what, _client(ctx), verdict.reply, ctx.sender, ctx.recipient,
                      ctx.helo, verdict.check)
+            self.gateway.count("rejected")
         return verdict
 
     async def handle_HELO(self, server, session, envelope, hostname):
@@ -373,6 +388,7 @@ class Handler:
         log.info("%s: message-id=%s", qid, info.message_id or "<>")
         log.info("%s: from=<%s>, size=%d, nrcpt=%d (queue active)", qid, queued.sender,
                  queued.size, len(queued.recipients))
+        self.gateway.count("received")
         self.gateway.on_enqueued(qid)
         return f"250 2.0.0 Ok: queued as {qid}"
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from .net import free_port, wait_for_banner
 
+SETTLE_SECONDS = 0.5
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
 
 
@@ -50,7 +52,16 @@ class SmtpSink:
             self.process.wait(10)
 
     def files(self) -> list[Path]:
-        return sorted(p for p in self.directory.iterdir() if p.is_file())
+        """Dump files smtp-sink has finished: it writes them while the data
+        arrives and marks no end, so a file counts once it has been quiet
+        for a moment."""
+        settled = time.time() - SETTLE_SECONDS
+        result = []
+        for path in self.directory.iterdir():
+            stat = path.stat()
+            if stat.st_size > 0 and stat.st_mtime < settled:
+                result.append(path)
+        return sorted(result)
 
     def messages(self) -> list[bytes]:
         return [p.read_bytes() for p in self.files()]
