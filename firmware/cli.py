@@ -71,12 +71,27 @@ def init(obj: Context, domain, admin_password):
 @click.option("--smtp-port", default=25, show_default=True, type=int)
 @click.option("--submission-port", default=587, show_default=True, type=int,
               help="Submission port (0 to disable).")
+@click.option("--http-port", default=0, show_default=True, type=int,
+              help="Serve the web admin on this port over HTTPS (0: no web admin).")
+@click.option("--dev-http", is_flag=True,
+              help="Development only: serve the web admin over plain HTTP instead of HTTPS.")
 @click.pass_obj
-def run(obj: Context, bind, smtp_port, submission_port):
+def run(obj: Context, bind, smtp_port, submission_port, http_port, dev_http):
     """Run the mail services in the foreground until SIGTERM."""
     from firmware import services
     obj.store.close()
-    services.run(obj.data, bind=bind, smtp_port=smtp_port, submission_port=submission_port)
+    services.run(obj.data, bind=bind, smtp_port=smtp_port, submission_port=submission_port,
+                 http_port=http_port, dev_http=dev_http)
+
+
+@main.command(hidden=True)
+@click.option("--notify-fd", type=int, help="Pipe on which smtpd announces new mail.")
+@click.pass_obj
+def qmgr(obj: Context, notify_fd):
+    """Run the queue manager alone (`gatebox run` starts it)."""
+    from firmware import services
+    obj.store.close()
+    services.run_qmgr(obj.data, notify_fd)
 
 
 # ---- config -------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 
 from firmware.config.types import is_hostname
 
@@ -11,8 +10,6 @@ from . import addresses
 from .policy import Check, Context, reject, tempfail
 from .route import is_local_domain
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-_BARE_CR = re.compile(rb"\r(?!\n)")
 
 
 def server_enabled(ctx: Context):
@@ -101,7 +98,9 @@ def relay_access(ctx: Context):
 def bare_line_endings(ctx: Context):
     """SMTP smuggling: a bare LF (or CR) can end DATA on other servers, so
     '\\n.\\n' hides a second message. Refuse the whole transaction."""
-    if _BARE_LF.search(ctx.message) or _BARE_CR.search(ctx.message):
+    message = ctx.message
+    crlf = message.count(b"\r\n")
+    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
         return reject("5.5.2", "Message contains bare <LF> or <CR> line endings; refused "
                                "(RFC 5321 section 2.3.8)")
     return None

@@ -106,8 +106,7 @@ class QueueManager:
     async def _process(self, state: str, qid: str):
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, self.spool.move_unsynced, qid, state, "active")
-            envelope, message = await loop.run_in_executor(None, self.spool.load, "active", qid)
+            envelope, message = await loop.run_in_executor(None, self.spool.claim, state, qid)
         except NotInQueue:
             return  # held, deleted or taken by another pass meanwhile
         except QueueError as error:

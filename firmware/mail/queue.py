@@ -4,7 +4,7 @@ One file per message, named by its queue id, living in exactly one state
 directory: incoming, active, deferred, hold or corrupt. A state change is a
 single rename. A file is written under tmp/, fsync'd, renamed into place and
 its directory fsync'd before the client is told 250; concurrent sessions share
-directory fsyncs (group commit).
+directory fsyncs (group commit, see Committer).
 
 File layout: a magic line, one line of JSON (the envelope), then the message
 bytes exactly as received.
@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
+import threading
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
@@ -91,34 +93,63 @@ def _fsync_dir(path: Path):
         os.close(fd)
 
 
-class GroupSync:
-    """Coalesces fsyncs of one directory: everyone who renamed a file into it
-    before a sync started is covered by that sync."""
+class Committer:
+    """Writer threads that make new messages durable in batches: each
+    message file is written and fsync'd, renamed into incoming, and one
+    fsync of incoming covers the whole batch (group commit). The event loop
+    hands a batch over and gets the answers back in one wake-up each way."""
 
-    def __init__(self, path: Path):
-        self.path = path
-        self._next: asyncio.Future | None = None
-        self._runner: asyncio.Task | None = None
+    BATCH = 64
 
-    async def sync(self):
+    def __init__(self, spool: "Spool", threads: int = 4):
+        self.spool = spool
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"queue-commit-{n}", daemon=True)
+                         for n in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, envelope: "Envelope", message: bytes) -> asyncio.Future:
         loop = asyncio.get_running_loop()
-        if self._next is None:
-            self._next = loop.create_future()
-        waiter = self._next
-        if self._runner is None or self._runner.done():
-            self._runner = loop.create_task(self._run())
-        await asyncio.shield(waiter)
+        future = loop.create_future()
+        self._requests.put((envelope, message, future, loop))
+        return future
 
-    async def _run(self):
-        loop = asyncio.get_running_loop()
-        while self._next is not None:
-            batch, self._next = self._next, None
+    def _work(self):
+        while True:
+            batch = [self._requests.get()]
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self._requests.get_nowait())
+                except queue.Empty:
+                    break
+            outcomes = []
+            for envelope, message, future, loop in batch:
+                try:
+                    target = self.spool.path("incoming", envelope.id)
+                    os.rename(self.spool._write_tmp(envelope, message), target)
+                    outcomes.append((future, loop, target))
+                except OSError as error:
+                    outcomes.append((future, loop, error))
             try:
-                await loop.run_in_executor(None, _fsync_dir, self.path)
-            except BaseException as error:
-                batch.set_exception(error)
-                raise
-            batch.set_result(None)
+                _fsync_dir(self.spool.dir("incoming"))
+            except OSError as error:
+                outcomes = [(f, l, r if isinstance(r, OSError) else error) for f, l, r in outcomes]
+            by_loop: dict = {}
+            for future, loop, result in outcomes:
+                by_loop.setdefault(loop, []).append((future, result))
+            for loop, results in by_loop.items():
+                loop.call_soon_threadsafe(_settle, results)
+
+
+def _settle(results):
+    for future, result in results:
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 @dataclass
@@ -132,7 +163,7 @@ class Spool:
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.tmp = self.root / "tmp"
-        self._syncers: dict[str, GroupSync] = {}
+        self._committer: Committer | None = None
 
     def create(self):
         for name in STATES + ("tmp",):
@@ -172,21 +203,9 @@ class Spool:
     async def enqueue(self, envelope: Envelope, message: bytes) -> Path:
         """Durably place a new message in incoming; returns once it would
         survive a crash."""
-        loop = asyncio.get_running_loop()
-
-        def place():
-            target = self.path("incoming", envelope.id)
-            os.rename(self._write_tmp(envelope, message), target)
-            return target
-
-        target = await loop.run_in_executor(None, place)
-        await self._syncer("incoming").sync()
-        return target
-
-    def _syncer(self, state: str) -> GroupSync:
-        if state not in self._syncers:
-            self._syncers[state] = GroupSync(self.dir(state))
-        return self._syncers[state]
+        if self._committer is None:
+            self._committer = Committer(self)
+        return await self._committer.submit(envelope, message)
 
     def rewrite(self, envelope: Envelope, from_state: str, to_state: str):
         """Store an updated envelope in to_state and drop the copy in from_state.
@@ -271,10 +290,22 @@ class Spool:
 
     # ---- crash recovery ----------------------------------------------------
     def recover(self) -> dict:
-        """Run before the queue manager starts: whatever was being delivered
-        when the box stopped goes back to incoming (at-least-once delivery);
-        unfinished tmp files were never acknowledged and are dropped."""
-        report = {"requeued": 0, "duplicates": 0, "tmp_dropped": 0, "corrupt": 0}
+        """Both halves of crash recovery, for a stack starting as a whole."""
+        return {**self.drop_unfinished(), **self.requeue_active()}
+
+    def drop_unfinished(self) -> dict:
+        """smtpd, before it accepts mail: files left in tmp/ were never
+        acknowledged to anyone and are dropped."""
+        dropped = 0
+        for name in os.listdir(self.tmp):
+            os.unlink(self.tmp / name)
+            dropped += 1
+        return {"tmp_dropped": dropped}
+
+    def requeue_active(self) -> dict:
+        """The queue manager, before it starts: whatever was being delivered
+        when it stopped goes back to incoming (at-least-once delivery)."""
+        report = {"requeued": 0, "duplicates": 0, "corrupt": 0}
         for qid in self.ids("active"):
             elsewhere = [s for s in ("incoming", "deferred", "hold") if self.path(s, qid).exists()]
             if elsewhere:
@@ -283,9 +314,6 @@ class Spool:
             else:
                 os.rename(self.path("active", qid), self.path("incoming", qid))
                 report["requeued"] += 1
-        for name in os.listdir(self.tmp):
-            os.unlink(self.tmp / name)
-            report["tmp_dropped"] += 1
         for qid in self.ids("incoming") + self.ids("deferred"):
             state = "incoming" if self.path("incoming", qid).exists() else "deferred"
             try:
@@ -298,6 +326,11 @@ class Spool:
         for state in ("incoming", "corrupt"):
             _fsync_dir(self.dir(state))
         return report
+
+    def claim(self, state: str, qid: str) -> tuple[Envelope, bytes]:
+        """Take a message for delivery: move it to active and read it."""
+        self.move_unsynced(qid, state, "active")
+        return self.load("active", qid)
 
 
 def _parse(raw: bytes, qid: str, envelope_only: bool = False) -> tuple[Envelope, bytes]:

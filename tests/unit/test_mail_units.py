@@ -9,7 +9,7 @@ import pytest
 
 from firmware.mail import addresses, bounce, schedule
 from firmware.mail.headers import summary
-from firmware.mail.queue import (Envelope, GroupSync, NotInQueue, QueueError, Recipient, Spool,
+from firmware.mail.queue import (Envelope, NotInQueue, QueueError, Recipient, Spool,
                                  new_queue_id)
 from firmware.mail.smtpd import DuplicateFilter, with_enhanced_code
 
@@ -80,16 +80,22 @@ def test_recovery_requeues_active_drops_tmp_and_isolates_corrupt(tmp_path):
         spool.load("corrupt", "garbage")
 
 
-def test_group_sync_covers_concurrent_writers(tmp_path, monkeypatch):
-    calls = []
+def test_enqueue_commits_concurrent_messages_in_few_directory_syncs(tmp_path, monkeypatch):
     import firmware.mail.queue as queue_module
-    monkeypatch.setattr(queue_module, "_fsync_dir", lambda path: calls.append(path))
-    syncer = GroupSync(tmp_path)
+    syncs = []
+    real_fsync_dir = queue_module._fsync_dir
+    monkeypatch.setattr(queue_module, "_fsync_dir", lambda path: (syncs.append(path), real_fsync_dir(path)))
+    spool = Spool(tmp_path)
+    spool.create()
+    envelopes = [envelope() for _ in range(200)]
 
     async def many():
-        await asyncio.gather(*(syncer.sync() for _ in range(50)))
-    asyncio.run(many())
-    assert 1 <= len(calls) <= 2
+        return await asyncio.gather(*(spool.enqueue(e, b"Subject: x\r\n\r\nbody\r\n") for e in envelopes))
+    placed = asyncio.run(many())
+    assert sorted(p.name for p in placed) == sorted(e.id for e in envelopes)
+    assert sorted(spool.ids("incoming")) == sorted(e.id for e in envelopes)
+    assert not os.listdir(tmp_path / "tmp")
+    assert 1 <= len(syncs) < 100, "directory fsyncs are shared by concurrent messages"
 
 
 def test_enhanced_codes_are_added_where_missing():

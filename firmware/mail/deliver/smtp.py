@@ -23,6 +23,9 @@ log = logging.getLogger("gatebox.smtp")
 
 IDLE_REUSE_SECONDS = 20
 MAX_IDLE_PER_SERVER = 32
+# A connection returned after a completed transaction moments ago is reused
+# without an RSET round trip; an older one is probed first.
+TRUST_CLEAN_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,16 @@ class SmtpDelivery:
                  body_8bit):
         key = (address, port, destination.login)
         connection = self._take_idle(key)
-        if connection is None:
-            connection = self._connect(destination, host, address, port, settings)
+        if connection is not None:
+            try:
+                results = self._transaction(connection, sender, recipients, message, settings,
+                                            body_8bit)
+                self._give_back(key, connection)
+                return results
+            except (smtplib.SMTPServerDisconnected, OSError):
+                # The server dropped an idle connection: try once on a new one.
+                connection.smtp.close()
+        connection = self._connect(destination, host, address, port, settings)
         try:
             results = self._transaction(connection, sender, recipients, message, settings, body_8bit)
         except (smtplib.SMTPServerDisconnected, OSError) as error:
@@ -135,6 +146,8 @@ class SmtpDelivery:
             if now - connection.last_used > IDLE_REUSE_SECONDS:
                 connection.close()
                 continue
+            if now - connection.last_used < TRUST_CLEAN_SECONDS:
+                return connection  # just came back from a finished transaction
             try:
                 code, _ = connection.smtp.rset()
                 if code == 250:
