@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from firmware import __version__, accounts
+from firmware import __version__, accounts, plugins
 from firmware.config import SettingError, Store, declarations
 
 DEFAULT_DATA = "/data"
@@ -54,6 +54,7 @@ def init(obj: Context, domain, admin_password):
     from firmware.mail.queue import Spool
     from firmware.system import tls
     store = Store.create(obj.data)
+    plugins.apply_softpak_migrations(store)
     try:
         if domain:
             store.set("email.domain", domain, actor="init")

@@ -24,9 +24,9 @@ from firmware.config import Store
 from firmware.config.watch import Watcher
 from firmware.system import tls
 
-from .mail.checks import CORE_CHECKS
+from . import plugins
+from .mail import extensions
 from .mail.deliver import SmtpDelivery
-from .mail.policy import Policy
 from .mail.qmgr import QueueManager
 from .mail.queue import Spool
 from .mail.smtpd import Gateway
@@ -80,8 +80,14 @@ async def serve_qmgr(data_dir: Path, notify_fd: int | None = None,
         log.info("queue recovery: %s", report)
     delivery = SmtpDelivery(helo_name=watcher.current["system.hostname"])
     stats = MailStats(store)
+    routes = extensions.routes(store)
     qmgr = QueueManager(spool, watcher, {"lan": delivery, "smarthost": delivery, "mx": delivery},
-                        stats=stats)
+                        stats=stats, extra_routes=lambda: routes)
+
+    def licensing_changed(_settings):
+        nonlocal routes
+        routes = extensions.routes(store)
+    watcher.on_change(licensing_changed)
     if notify_fd is not None:
         _listen_for_new_mail(loop, notify_fd, qmgr)
     stop = stop or asyncio.Event()
@@ -181,6 +187,7 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     loop = asyncio.get_running_loop()
     _use_many_threads(loop, 32)
     store = Store(data_dir)
+    plugins.apply_softpak_migrations(store)
     watcher = Watcher(store)
     spool = Spool(data_dir / "queue")
     spool.create()
@@ -191,9 +198,10 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     qmgr = QmgrChild(data_dir)
     await qmgr.start()
     stats = MailStats(store)
-    gateway = Gateway(watcher=watcher, spool=spool, policy=Policy(CORE_CHECKS),
+    gateway = Gateway(watcher=watcher, spool=spool, policy=extensions.policy(store),
                       tls_context=tls.server_context(data_dir), on_enqueued=qmgr.notify,
                       stats=stats)
+    watcher.on_change(lambda _settings: setattr(gateway, "policy", extensions.policy(store)))
     servers = [await gateway.serve(bind, smtp_port, "smtp")]
     if submission_port:
         servers.append(await gateway.serve(bind, submission_port, "submission"))
