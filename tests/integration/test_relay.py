@@ -217,3 +217,66 @@ def test_permanent_failure_bounces_to_sender_with_admin_copy(make_box, lan_serve
     headers = [p for p in message.walk() if p.get_content_type() == "text/rfc822-headers"][0]
     assert "Message-ID: <m1@test>" in headers.as_string()
     assert "here@example.com" not in text
+
+
+def test_lan_server_that_requires_authentication(make_box):
+    # On loopback (a trusted place) the box may log in without TLS.
+    office = RecordingServer(credentials=("gateway", "lan-pass")).start()
+    try:
+        box = make_box(**{"email.mail_server_address": office.address,
+                          "email.mail_server_auth": "on",
+                          "email.mail_server_login": "gateway",
+                          "email.mail_server_password": "lan-pass"}).start()
+        assert swaks(box, "--from", "x@internet.test", "--to", "bob@example.com").returncode == 0
+        got = wait_until(lambda: office.recorder.for_recipient("bob@example.com"),
+                         what="authenticated delivery to the LAN server")
+        assert got[0].auth_login == "gateway"
+    finally:
+        office.stop()
+
+
+def test_send_at_same_time_holds_internet_mail_until_the_schedule(make_box, lan_server):
+    smarthost = RecordingServer().start()
+    try:
+        box = make_box(**{"email.mail_server_address": lan_server.address,
+                          "email.relay_server_address": smarthost.address,
+                          "email.trusted_networks": "127.0.0.1/32",
+                          "email.send_mode": "same_time",
+                          # Every 8 hours from midnight: the next sync is hours away.
+                          "email.business_schedule": "480", "email.evening_schedule": "480",
+                          "email.weekend_schedule": "480"}).start()
+        assert swaks(box, "--from", "bob@example.com", "--to", "out@far.test",
+                     local="127.0.0.1").returncode == 0
+        assert swaks(box, "--from", "x@internet.test", "--to", "in@example.com").returncode == 0
+        # Incoming mail for the office is not held back by the schedule.
+        wait_until(lambda: lan_server.recorder.for_recipient("in@example.com"), what="inbound mail")
+        wait_until(lambda: box.queue_ids("deferred"), what="outgoing mail to wait")
+        assert "waiting for the scheduled send time" in box.cli("queue", "list").stdout
+        assert smarthost.received == []
+        box.configure(**{"email.send_mode": "immediately"})
+        box.cli("queue", "flush")
+        wait_until(lambda: smarthost.recorder.for_recipient("out@far.test"), timeout=30,
+                   what="outgoing mail once sending is immediate")
+    finally:
+        smarthost.stop()
+
+
+def test_mail_older_than_the_queue_lifetime_is_returned(make_box):
+    import time as clock
+    from firmware.mail.queue import Envelope, Recipient, Spool, new_queue_id
+    box = make_box(**{"email.mail_server_address": "127.0.0.1:9",  # the LAN server is down
+                      "email.max_queue_lifetime_days": "5"})
+    old = Envelope(id=new_queue_id(), sender="writer@example.com",
+                   recipients=[Recipient("bob@example.com")],
+                   received=clock.time() - 6 * 86400, attempts=40, next_try=0)
+    Spool(box.data / "queue").write(old, b"Subject: stale\r\nMessage-ID: <stale@x>\r\n\r\nold\r\n",
+                                    state="deferred")
+    box.start()
+    wait_until(lambda: "status=expired" in box.log(), what="the expiry")
+    spool = Spool(box.data / "queue")
+    wait_until(lambda: old.id not in spool.ids("deferred") + spool.ids("active"),
+               what="the expired message to leave the queue")
+    dsns = [e.envelope for e in spool.entries() if e.envelope.is_bounce]
+    assert len(dsns) == 1 and [r.address for r in dsns[0].recipients] == ["writer@example.com"]
+    _, dsn = spool.load(spool.locate(dsns[0].id), dsns[0].id)
+    assert b"expired after 5 days" in dsn and b"<stale@x>" in dsn
