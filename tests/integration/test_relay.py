@@ -37,54 +37,50 @@ def test_inbound_mail_is_relayed_to_the_lan_server(make_box, sink):
     assert "status=sent" in box.log()
 
 
-def test_outbound_mail_goes_through_the_smarthost_with_auth(make_box, lan_server, tmp_path):
-    # The ISP's relay: requires STARTTLS then AUTH, as a real smarthost would.
+@pytest.fixture
+def isp_smarthost(tmp_path):
+    """The ISP's relay: requires STARTTLS then AUTH, as a real smarthost would."""
     tls.ensure_certificate(tmp_path / "isp", "smtp.isp.test")
-    smarthost = RecordingServer(tls_context=tls.server_context(tmp_path / "isp"),
-                                credentials=("office", "s3cret-isp")).start()
-    try:
-        box = make_box(**{"email.mail_server_address": lan_server.address,
-                          "email.trusted_networks": "127.0.0.1/32",
-                          "email.relay_server_address": smarthost.address,
-                          "email.relay_server_auth": "on",
-                          "email.relay_server_login": "office",
-                          "email.relay_server_password": "s3cret-isp"}).start()
-        result = swaks(box, "--from", "bob@example.com", "--to", "carol@far.test", local="127.0.0.1")
-        assert result.returncode == 0, result.stdout
-        got = wait_until(lambda: smarthost.recorder.for_recipient("carol@far.test"),
-                         what="delivery via the smarthost")
-        assert got[0].auth_login == "office"
-        assert got[0].tls, "credentials must only travel over TLS"
-        assert lan_server.received == []
-        shown = box.cli("config", "get", "email.relay_server_password").stdout
-        assert "s3cret-isp" not in shown
-    finally:
-        smarthost.stop()
+    server = RecordingServer(tls_context=tls.server_context(tmp_path / "isp"),
+                             credentials=("office", "s3cret-isp")).start()
+    yield server
+    server.stop()
 
 
-def test_smarthost_with_wrong_password_keeps_the_mail_queued(make_box, lan_server, tmp_path):
-    tls.ensure_certificate(tmp_path / "isp", "smtp.isp.test")
-    smarthost = RecordingServer(tls_context=tls.server_context(tmp_path / "isp"),
-                                credentials=("office", "right")).start()
-    try:
-        box = make_box(**{"email.mail_server_address": lan_server.address,
-                          "email.trusted_networks": "127.0.0.1/32",
-                          "email.relay_server_address": smarthost.address,
-                          "email.relay_server_auth": "on",
-                          "email.relay_server_login": "office",
-                          "email.relay_server_password": "wrong"}).start()
-        assert swaks(box, "--from", "bob@example.com", "--to", "carol@far.test",
-                     local="127.0.0.1").returncode == 0
-        wait_until(lambda: box.queue_ids("deferred"), what="message to be deferred")
-        listing = box.cli("queue", "list").stdout
-        assert "SASL authentication failed" in listing
-        assert smarthost.received == []
-        # Fix the password: the running box picks it up and delivers.
-        box.configure(**{"email.relay_server_password": "right"})
-        wait_until(lambda: smarthost.recorder.for_recipient("carol@far.test"), timeout=30,
-                   what="delivery after the password was corrected")
-    finally:
-        smarthost.stop()
+def box_behind_smarthost(make_box, lan_server, smarthost, password):
+    return make_box(**{"email.mail_server_address": lan_server.address,
+                       "email.trusted_networks": "127.0.0.1/32",
+                       "email.relay_server_address": smarthost.address,
+                       "email.relay_server_auth": "on",
+                       "email.relay_server_login": "office",
+                       "email.relay_server_password": password}).start()
+
+
+def test_outbound_mail_goes_through_the_smarthost_with_auth(make_box, lan_server, isp_smarthost):
+    box = box_behind_smarthost(make_box, lan_server, isp_smarthost, "s3cret-isp")
+    result = swaks(box, "--from", "bob@example.com", "--to", "carol@far.test", local="127.0.0.1")
+    assert result.returncode == 0, result.stdout
+    got = wait_until(lambda: isp_smarthost.recorder.for_recipient("carol@far.test"),
+                     what="delivery via the smarthost")
+    assert got[0].auth_login == "office"
+    assert got[0].tls, "credentials must only travel over TLS"
+    assert lan_server.received == []
+    shown = box.cli("config", "get", "email.relay_server_password").stdout
+    assert "s3cret-isp" not in shown
+
+
+def test_smarthost_with_wrong_password_keeps_the_mail_queued(make_box, lan_server, isp_smarthost):
+    box = box_behind_smarthost(make_box, lan_server, isp_smarthost, "wrong")
+    assert swaks(box, "--from", "bob@example.com", "--to", "carol@far.test",
+                 local="127.0.0.1").returncode == 0
+    wait_until(lambda: box.queue_ids("deferred"), what="message to be deferred")
+    listing = box.cli("queue", "list").stdout
+    assert "SASL authentication failed" in listing
+    assert isp_smarthost.received == []
+    # Fix the password: the running box picks it up and delivers.
+    box.configure(**{"email.relay_server_password": "s3cret-isp"})
+    wait_until(lambda: isp_smarthost.recorder.for_recipient("carol@far.test"), timeout=30,
+               what="delivery after the password was corrected")
 
 
 def test_untrusted_client_cannot_relay_but_authenticated_user_can(make_box, sink):
