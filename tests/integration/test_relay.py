@@ -276,3 +276,21 @@ def test_mail_older_than_the_queue_lifetime_is_returned(make_box):
     assert len(dsns) == 1 and [r.address for r in dsns[0].recipients] == ["writer@example.com"]
     _, dsn = spool.load(spool.locate(dsns[0].id), dsns[0].id)
     assert b"expired after 5 days" in dsn and b"<stale@x>" in dsn
+
+
+def test_ehlo_offers_the_extensions_a_gateway_needs(make_box, sink):
+    box = make_box(**{"email.mail_server_address": sink.address}).start()
+    with smtplib.SMTP(box.host, box.smtp_port, timeout=10, local_hostname="pc.office.lan") as client:
+        code, _ = client.ehlo()
+        assert code == 250
+        for extension in ("size", "8bitmime", "pipelining", "enhancedstatuscodes", "starttls", "auth"):
+            assert client.has_extn(extension), extension
+        assert set(client.esmtp_features["auth"].split()) == {"PLAIN", "LOGIN"}
+        code, reply = client.docmd("RCPT TO:<bob@example.com>")
+        assert (code, reply[:5]) == (503, b"5.5.1"), "every reply carries an enhanced status code"
+    box.configure(**{"email.allow_client_auth": "off"})
+    wait_until(lambda: "settings reloaded" in box.log(), what="settings reload")
+    with smtplib.SMTP(box.host, box.smtp_port, timeout=10, local_hostname="pc.office.lan") as client:
+        client.ehlo()
+        assert not client.has_extn("auth")
+        assert client.docmd("AUTH PLAIN AGFsaWNlAHBhc3N3b3Jk")[0] == 502
