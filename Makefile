@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= $(CURDIR)/build/dev-data
-APT_PACKAGES := swaks postfix dnsmasq-base openssl ca-certificates
+APT_PACKAGES := swaks postfix dnsmasq-base openssl ca-certificates chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
 
 .PHONY: run dev test deps apt venv bench clean
 
@@ -20,13 +20,20 @@ test: deps
 
 deps: apt venv
 
+# policy-rc.d (exit 101) keeps the packages from starting the system Dovecot (it would take
+# ports 110/143); gatebox runs its own private Dovecot. A policy-rc.d already there is left alone.
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+		made_policy=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1; \
+		fi; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		status=$$?; if [ -n "$$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+		exit $$status; \
 	fi
 
 venv: $(VENV)/.installed

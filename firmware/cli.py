@@ -76,13 +76,19 @@ def init(obj: Context, domain, admin_password):
               help="Serve the web admin on this port over HTTPS (0: no web admin).")
 @click.option("--dev-http", is_flag=True,
               help="Development only: serve the web admin over plain HTTP instead of HTTPS.")
+@click.option("--pop3-port", type=int, default=None,
+              help="POP3 port of the Mail Server SoftPak's mailbox access (0 to disable; "
+                   "default: the mailserver.pop3_port setting).")
+@click.option("--imap-port", type=int, default=None,
+              help="IMAP port of the Mail Server SoftPak's mailbox access (0 to disable; "
+                   "default: the mailserver.imap_port setting).")
 @click.pass_obj
-def run(obj: Context, bind, smtp_port, submission_port, http_port, dev_http):
+def run(obj: Context, bind, smtp_port, submission_port, http_port, dev_http, pop3_port, imap_port):
     """Run the mail services in the foreground until SIGTERM."""
     from firmware import services
     obj.store.close()
     services.run(obj.data, bind=bind, smtp_port=smtp_port, submission_port=submission_port,
-                 http_port=http_port, dev_http=dev_http)
+                 http_port=http_port, dev_http=dev_http, pop3_port=pop3_port, imap_port=imap_port)
 
 
 @main.command(hidden=True)
@@ -198,6 +204,10 @@ def _register_subcommands():
     from firmware.licensing.cli import license_group, softpak_group
     main.add_command(license_group)
     main.add_command(softpak_group)
+    # Always registered: unlicensed, they say so instead of vanishing.
+    from softpaks.mailserver.cli import MAILSERVER_COMMANDS
+    for command in MAILSERVER_COMMANDS:
+        main.add_command(command)
 
 
 _register_subcommands()

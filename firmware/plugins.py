@@ -37,18 +37,33 @@ class SoftPakSpec:
     def gatebox_settings(self):
         """Setting declarations (firmware.config.types.Setting) this SoftPak adds."""
 
+    # Hooks taking `store` get the running service's settings Store; an
+    # implementation may leave the argument out if it does not need it.
     @hookspec
-    def gatebox_policy_checks(self):
+    def gatebox_policy_checks(self, store):
         """SMTP policy checks: objects with a name, a stage (connect, helo, mail,
         rcpt, data) and a check callable, added to smtpd's chain."""
 
     @hookspec
-    def gatebox_routes(self):
+    def gatebox_routes(self, store):
         """Routing rules that turn a recipient into a destination (e.g. a local mailbox)."""
 
     @hookspec
-    def gatebox_services(self):
-        """Long-running services to start with the mail stack."""
+    def gatebox_delivery_agents(self, context):
+        """{destination kind: agent} for the queue manager; an agent has
+        .deliver(destination, sender, recipients, message, settings, body_8bit)
+        -> {recipient: Result}. `context` is a DeliveryContext."""
+
+    @hookspec
+    def gatebox_services(self, store, options):
+        """Long-running services to start with the mail stack while the SoftPak
+        is licensed: objects with a `name` and async start() / stop().
+        `options` holds what `gatebox run` was given (bind, ports)."""
+
+    @hookspec
+    def gatebox_unlicensed_services(self, store, options):
+        """Stand-ins run while an installed SoftPak is NOT licensed, e.g. a
+        listener telling mail clients why access is off and how to restore it."""
 
     @hookspec
     def gatebox_menu_pages(self):
@@ -62,6 +77,17 @@ class SoftPakSpec:
     @hookspec
     def gatebox_migrations(self):
         """(number, fn(db)) schema migrations for this SoftPak's own tables."""
+
+
+@dataclass
+class DeliveryContext:
+    """What a SoftPak delivery agent may use in the queue manager process:
+    the data directory, the spool (to submit forwarded copies and replies)
+    and announce(qid), safe to call from any thread, so the queue manager
+    picks a submitted message up at once."""
+    data_dir: Path
+    spool: object
+    announce: object
 
 
 class ManifestError(ValueError):
@@ -159,6 +185,11 @@ class Registry:
                 # Only the newest entry is kept: an older generation is never asked for again.
                 self._active_cache = {key: manager}
         return manager
+
+    def inactive(self, store, now=None) -> pluggy.PluginManager:
+        """The plugin manager for the installed SoftPaks NOT licensed now."""
+        from firmware.licensing import active_softpaks
+        return self.plugin_manager(set(self.manifests) - set(active_softpaks(store, now)))
 
     def migrations(self) -> list[tuple]:
         """(softpak, number, fn) for every installed SoftPak: their tables

@@ -81,12 +81,19 @@ async def serve_qmgr(data_dir: Path, notify_fd: int | None = None,
     delivery = SmtpDelivery(helo_name=watcher.current["system.hostname"])
     stats = MailStats(store)
     routes = extensions.routes(store)
-    qmgr = QueueManager(spool, watcher, {"lan": delivery, "smarthost": delivery, "mx": delivery},
+    core_agents = {"lan": delivery, "smarthost": delivery, "mx": delivery}
+    announced: list = []  # filled below, once the queue manager exists
+    context = plugins.DeliveryContext(
+        data_dir, spool, lambda qid: loop.call_soon_threadsafe(announced[0], qid))
+    qmgr = QueueManager(spool, watcher, {**core_agents, **extensions.delivery_agents(store, context)},
                         stats=stats, extra_routes=lambda: routes)
+    announced.append(qmgr.notify)
 
     def licensing_changed(_settings):
         nonlocal routes
         routes = extensions.routes(store)
+        # A lapsed SoftPak's agents go with its routes: its mail waits in the queue.
+        qmgr.agents = {**core_agents, **extensions.delivery_agents(store, context)}
     watcher.on_change(licensing_changed)
     if notify_fd is not None:
         _listen_for_new_mail(loop, notify_fd, qmgr)
@@ -177,13 +184,75 @@ class QmgrChild:
             self._write_fd = None
 
 
+class SoftPakServices:
+    """The SoftPaks' long-running services (e.g. Dovecot for the Mail Server
+    SoftPak). Each service's name says what it runs and how, so after a
+    license or settings change the set wanted now is compared by name:
+    services no longer wanted are stopped first (freeing their ports for a
+    stand-in), then new ones are started."""
+
+    def __init__(self, store, options: dict):
+        self.store = store
+        self.options = options
+        self.running: dict = {}
+        self._lock = asyncio.Lock()
+        self._pending: asyncio.Task | None = None
+
+    async def reconcile(self):
+        async with self._lock:
+            try:
+                wanted = extensions.services(self.store, self.options)
+            except Exception:
+                log.exception("could not work out which SoftPak services to run")
+                return
+            for name in [n for n in self.running if n not in wanted]:
+                await self._stop(name)
+            for name, service in wanted.items():
+                if name not in self.running:
+                    try:
+                        await service.start()
+                    except Exception as error:
+                        # One SoftPak service failing must not take the mail stack down.
+                        log.error("service %s did not start: %s", name, error)
+                        continue
+                    self.running[name] = service
+                    log.info("service %s started", name)
+
+    def reconcile_soon(self):
+        if self._pending is None or self._pending.done():
+            self._pending = asyncio.get_running_loop().create_task(self.reconcile())
+        else:
+            # A change arrived while one is being applied: apply again after it.
+            previous = self._pending
+
+            async def after():
+                await asyncio.gather(previous, return_exceptions=True)
+                await self.reconcile()
+            self._pending = asyncio.get_running_loop().create_task(after())
+
+    async def _stop(self, name: str):
+        service = self.running.pop(name)
+        try:
+            await service.stop()
+            log.info("service %s stopped", name)
+        except Exception:
+            log.exception("service %s did not stop cleanly", name)
+
+    async def stop_all(self):
+        if self._pending is not None:
+            await asyncio.gather(self._pending, return_exceptions=True)
+        async with self._lock:
+            for name in list(self.running):
+                await self._stop(name)
+
+
 def _die_with_parent():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: int,
-                ready=None, stop: asyncio.Event | None = None):
+                ready=None, stop: asyncio.Event | None = None, service_options: dict | None = None):
     loop = asyncio.get_running_loop()
     _use_many_threads(loop, 32)
     store = Store(data_dir)
@@ -202,6 +271,10 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
                       tls_context=tls.server_context(data_dir), on_enqueued=qmgr.notify,
                       stats=stats)
     watcher.on_change(lambda _settings: setattr(gateway, "policy", extensions.policy(store)))
+    softpak_services = SoftPakServices(store, {"bind": bind, "data_dir": data_dir,
+                                               **(service_options or {})})
+    await softpak_services.reconcile()
+    watcher.on_change(lambda _settings: softpak_services.reconcile_soon())
     servers = [await gateway.serve(bind, smtp_port, "smtp")]
     if submission_port:
         servers.append(await gateway.serve(bind, submission_port, "submission"))
@@ -219,18 +292,20 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     for server in servers:
         server.close()
     await _stop_tasks(tasks)
+    await softpak_services.stop_all()
     await qmgr.stop()
     store.close()
     log.info("stopped")
 
 
 def run(data_dir, *, bind: str, smtp_port: int, submission_port: int, http_port: int = 0,
-        dev_http: bool = False):
+        dev_http: bool = False, pop3_port: int | None = None, imap_port: int | None = None):
     configure_logging()
     web = _start_web_admin(Path(data_dir), bind, http_port, dev_http) if http_port else None
     try:
         asyncio.run(serve(Path(data_dir), bind=bind, smtp_port=smtp_port,
-                          submission_port=submission_port))
+                          submission_port=submission_port,
+                          service_options={"pop3_port": pop3_port, "imap_port": imap_port}))
     finally:
         if web is not None:
             _stop_web_admin(web)

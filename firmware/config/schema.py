@@ -4,7 +4,7 @@ label and menu path. The CLI, the web forms and the daemons all read this."""
 from __future__ import annotations
 
 from .types import (AddressList, Bool, Choice, Days, Domain, Email, HostPort, Integer,
-                    Networks, Secret, Setting, Text, TimeRange)
+                    Networks, Secret, Setting, Text, TimeRange, TimeZone)
 
 SETTINGS_MENU = "Email Server > Settings"
 ADVANCED_MENU = "Email Server > Settings > Advanced"
@@ -138,4 +138,6 @@ CORE_SETTINGS = [
     Setting("dns.port", Integer(1, 65535), 53, "DNS Port", SYSTEM_MENU),
     Setting("system.hostname", Text(optional=False), "gatebox.localdomain", "Host Name", SYSTEM_MENU,
             "The name the box uses in its SMTP banner and HELO."),
+    Setting("system.timezone", TimeZone(), "UTC", "Time Zone", SYSTEM_MENU,
+            "Local time for the delivery schedule, the logs and the dashboard."),
 ]

@@ -3,8 +3,10 @@ normalised value, or raises SettingError with the rule that was broken."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 
 UNLIMITED = "unlimited"
@@ -275,6 +277,27 @@ class TimeRange:
         if not a or not b or (int(a[1]), int(a[2])) >= (int(b[1]), int(b[2])):
             raise Invalid(self.rule)
         return f"{start.strip()}-{end.strip()}"
+
+    def render(self, value) -> str:
+        return value
+
+
+@functools.cache
+def _time_zones() -> frozenset:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+@dataclass(frozen=True)
+class TimeZone:
+    rule: str = "must be a time zone name such as Europe/Berlin, America/New_York or UTC"
+
+    def parse(self, raw):
+        text = str(raw or "").strip()
+        # Zone names are case-sensitive file names; accept any case, keep the real one.
+        for name in _time_zones():
+            if name.lower() == text.lower():
+                return name
+        raise Invalid(self.rule)
 
     def render(self, value) -> str:
         return value

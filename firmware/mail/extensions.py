@@ -1,7 +1,8 @@
-"""What the active SoftPaks add to the mail stack: policy checks for smtpd
-and routes for the queue manager. Re-read whenever the settings generation
-moves (a license activation or removal bumps it), so licensing changes take
-effect in running services without a restart."""
+"""What the active SoftPaks add to the mail stack: policy checks for smtpd,
+routes and delivery agents for the queue manager, and services. Re-read
+whenever the settings generation moves (a license activation or removal
+bumps it), so licensing changes take effect in running services without a
+restart."""
 
 from __future__ import annotations
 
@@ -18,11 +19,29 @@ def _flatten(batches) -> list:
 def policy(store) -> Policy:
     manager = plugins.active_plugin_manager(store)
     extra = [c if isinstance(c, Check) else Check(c.name, c.stage, c.run, getattr(c, "order", 100))
-             for c in _flatten(manager.hook.gatebox_policy_checks())]
+             for c in _flatten(manager.hook.gatebox_policy_checks(store=store))]
     return Policy(CORE_CHECKS + extra)
 
 
 def routes(store) -> tuple:
     """Route functions fn(recipient, direction, settings) -> (address, Destination) | None."""
-    return tuple(_flatten(plugins.active_plugin_manager(store).hook.gatebox_routes()))
+    return tuple(_flatten(plugins.active_plugin_manager(store).hook.gatebox_routes(store=store)))
 
+
+def delivery_agents(store, context: plugins.DeliveryContext) -> dict:
+    """{destination kind: agent} from the active SoftPaks (e.g. local mailboxes)."""
+    agents = {}
+    for batch in plugins.active_plugin_manager(store).hook.gatebox_delivery_agents(context=context):
+        agents.update(batch or {})
+    return agents
+
+
+def services(store, options: dict) -> dict:
+    """{name: service} that should run now: the licensed SoftPaks' services
+    and the stand-ins of installed SoftPaks that are not licensed."""
+    wanted = {}
+    for manager, hook in ((plugins.active_plugin_manager(store), "gatebox_services"),
+                          (plugins.registry().inactive(store), "gatebox_unlicensed_services")):
+        for service in _flatten(getattr(manager.hook, hook)(store=store, options=options)):
+            wanted[service.name] = service
+    return wanted

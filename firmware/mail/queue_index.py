@@ -27,9 +27,36 @@ INDEX_NAME = "index.sqlite"
 # A directory mtime this close to the moment we scanned it may hide a later
 # change within the same timestamp granularity; such a directory is scanned again.
 _RACY_SECONDS = 2.0
-_SCHEMA_VERSION = "1"
+_SCHEMA_VERSION = "2"
 
 SORT_COLUMNS = {"id": "qid", "date": "received", "from": "from_sort"}
+# The listings the admin page offers: name -> queue states shown.
+VIEWS = {
+    "all": STATES,
+    "waiting": ("incoming", "active", "deferred"),
+    "held": ("hold",),
+    "undeliverable": ("deferred", "corrupt"),
+}
+
+
+def _view_condition(view: str) -> str:
+    # Literal values, not parameters: SQLite uses a partial index only when the
+    # query's WHERE clause repeats the index's own condition.
+    if view == "all":
+        return "1"
+    return "state IN (" + ",".join(f"'{state}'" for state in VIEWS[view]) + ")"
+
+
+def _index_statements() -> list:
+    """One index per (view, sort column), each holding only qids in sort order,
+    so any page at any depth is an index-only scan."""
+    statements = []
+    for view in VIEWS:
+        for sort, column in SORT_COLUMNS.items():
+            columns = "qid" if column == "qid" else f"{column}, qid"
+            where = "" if view == "all" else f" WHERE {_view_condition(view)}"
+            statements.append(f"CREATE INDEX IF NOT EXISTS by_{view}_{sort} ON messages({columns}){where}")
+    return statements
 
 
 @dataclass
@@ -63,6 +90,7 @@ class QueueIndex:
     def __init__(self, spool: Spool, path: str | os.PathLike | None = None):
         self.spool = spool
         self.path = Path(path) if path else spool.root / INDEX_NAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
                                   check_same_thread=False)
         self.db.row_factory = sqlite3.Row
@@ -75,21 +103,26 @@ class QueueIndex:
         self.db.close()
 
     def _create(self):
+        row = None
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        if row is not None and row[0] == _SCHEMA_VERSION:
+            return
+        # New, or made by other firmware: start again from the files.
         self.db.executescript("""
+            DROP TABLE IF EXISTS messages;
+            DROP TABLE IF EXISTS dirs;
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-            CREATE TABLE IF NOT EXISTS dirs (state TEXT PRIMARY KEY, mtime_ns INTEGER, scanned REAL);
-            CREATE TABLE IF NOT EXISTS messages (
+            CREATE TABLE dirs (state TEXT PRIMARY KEY, mtime_ns INTEGER, scanned REAL);
+            CREATE TABLE messages (
                 qid TEXT PRIMARY KEY, state TEXT NOT NULL, inode INTEGER NOT NULL,
                 received REAL NOT NULL, sender TEXT, header_from TEXT, from_sort TEXT,
                 subject TEXT, size INTEGER, recipients TEXT, last_error TEXT, attempts INTEGER);
-            CREATE INDEX IF NOT EXISTS messages_received ON messages(received, qid);
-            CREATE INDEX IF NOT EXISTS messages_from ON messages(from_sort, qid);
-            CREATE INDEX IF NOT EXISTS messages_state ON messages(state, qid);
+            CREATE INDEX messages_state ON messages(state);
         """)
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-        if row is None or row[0] != _SCHEMA_VERSION:
-            self.rebuild()
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", [_SCHEMA_VERSION])
+        for statement in _index_statements():
+            self.db.execute(statement)
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", [_SCHEMA_VERSION])
 
     # ---- keeping up with the files ------------------------------------------
     def rebuild(self):
@@ -156,23 +189,25 @@ class QueueIndex:
 
     # ---- reading -------------------------------------------------------------
     def page(self, sort: str = "date", descending: bool = False, offset: int = 0,
-             limit: int = 50, states: tuple | None = None, sync: bool = True) -> Page:
+             limit: int = 50, view: str = "all", sync: bool = True) -> Page:
         if sync:
             self.sync()
         column = SORT_COLUMNS[sort]
         order = "DESC" if descending else "ASC"
-        where, params = "", []
-        if states:
-            where = f"WHERE state IN ({','.join('?' * len(states))})"
-            params = list(states)
+        condition = _view_condition(view)
         counts = dict(self.db.execute("SELECT state, COUNT(*) FROM messages GROUP BY state"))
-        total = sum(counts.get(s, 0) for s in states) if states else sum(counts.values())
-        result = self.db.execute(
-            f"SELECT * FROM messages {where} ORDER BY {column} {order}, qid {order} LIMIT ? OFFSET ?",
-            params + [limit, max(0, offset)])
+        total = sum(counts.get(state, 0) for state in VIEWS[view])
+        # Two steps: the page's qids from the view's covering index (cheap at
+        # any depth), then just those rows.
+        order_by = "qid" if column == "qid" else f"{column} {order}, qid"
+        qids = [r[0] for r in self.db.execute(
+            f"SELECT qid FROM messages INDEXED BY by_{view}_{sort} WHERE {condition} "
+            f"ORDER BY {order_by} {order} LIMIT ? OFFSET ?", [limit, max(0, offset)])]
+        found = {r["qid"]: r for r in self.db.execute(
+            f"SELECT * FROM messages WHERE qid IN ({','.join('?' * len(qids))})", qids)}
         rows = [Row(r["qid"], r["state"], r["received"], r["sender"], r["header_from"],
                     r["subject"], r["size"], json.loads(r["recipients"]), r["last_error"],
-                    r["attempts"]) for r in result]
+                    r["attempts"]) for r in (found[q] for q in qids)]
         return Page(rows, total, offset, limit, counts)
 
     def counts(self) -> dict:

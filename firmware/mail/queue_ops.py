@@ -27,14 +27,14 @@ class QueueOps:
         return sorted(self.spool.entries(), key=_SORT_KEYS[sort])
 
     def page(self, sort: str = "date", descending: bool = False, offset: int = 0,
-             limit: int = 50, states: tuple | None = None):
+             limit: int = 50, view: str = "all"):
         """One sorted page of the queue, from the index kept beside the spool
         (rebuilt from the files whenever they change), so a queue of 100,000
         messages is not read in full for every page."""
         from .queue_index import QueueIndex
         index = QueueIndex(self.spool)
         try:
-            return index.page(sort, descending, offset, limit, states)
+            return index.page(sort, descending, offset, limit, view)
         finally:
             index.close()
 

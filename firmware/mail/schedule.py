@@ -8,6 +8,7 @@ Weekend schedule in force."""
 from __future__ import annotations
 
 import datetime
+import zoneinfo
 
 from firmware.config.types import DAYS
 
@@ -31,7 +32,8 @@ def next_send_time(now: float, settings) -> float:
     """The earliest time >= now at which outgoing Internet mail may go."""
     if settings["email.send_mode"] == "immediately":
         return now
-    moment = datetime.datetime.fromtimestamp(now).replace(second=0, microsecond=0)
+    zone = zoneinfo.ZoneInfo(settings["system.timezone"])
+    moment = datetime.datetime.fromtimestamp(now, zone).replace(second=0, microsecond=0)
     if moment.timestamp() < now:
         moment += _STEP
     # Walk forward minute by minute (at most a week) to the first tick of
@@ -40,7 +42,9 @@ def next_send_time(now: float, settings) -> float:
         every = interval(window(moment, settings), settings)
         if every and (moment.hour * 60 + moment.minute) % every == 0:
             return moment.timestamp()
-        moment += _STEP
+        # Step in absolute time, then read the wall clock of the zone again
+        # (daylight saving changes skip or repeat local minutes).
+        moment = datetime.datetime.fromtimestamp(moment.timestamp() + 60, zone)
     return now + 7 * 86400.0
 
 

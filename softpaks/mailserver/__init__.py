@@ -4,7 +4,14 @@ Its gate is in the core schema: `email.server_type` marks every type but
 Relay with requires="mailserver", so the settings store refuses them unless
 this SoftPak is active. When the license lapses the stored server type is
 left as it is; services ask `is_licensed` and fall back to accepting and
-keeping mail until a key brings the feature back."""
+keeping mail until a key brings the feature back: the local delivery agent
+and routes vanish with the license, so mail for local users waits in the
+queue, and Dovecot gives way to a stand-in that tells clients why.
+
+Stand-alone mode: local domains, mailboxes (maildir), aliases, distribution
+lists, forwarders, auto-responders, catch-all, archive copies (local_delivery,
+expansion, routing), POP3/IMAP4 through a private Dovecot (dovecot,
+checkpassword, access), the Users & Groups commands (cli)."""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from firmware.plugins import hookimpl
 
 SOFTPAK_ID = "mailserver"
 GATED_SERVER_TYPES = ("standalone", "multidrop", "mirrored", "etrn", "mailbag")
+USERS_MENU = "Users & Groups"
 
 
 def is_licensed(store, now=None) -> bool:
@@ -26,11 +34,68 @@ def server_type_runs(store, server_type: str, now=None) -> bool:
 
 @hookimpl
 def gatebox_settings():
-    # Mailbox and Users & Groups settings arrive with their own issue.
-    return []
+    from .settings import SETTINGS
+    return SETTINGS
+
+
+@hookimpl
+def gatebox_migrations():
+    from .tables import MIGRATIONS
+    return MIGRATIONS
+
+
+@hookimpl
+def gatebox_policy_checks(store):
+    from .routing import unaddressable_check
+    return [unaddressable_check(store)]
+
+
+@hookimpl
+def gatebox_routes():
+    from .routing import route_local
+    return [route_local]
+
+
+@hookimpl
+def gatebox_delivery_agents(context):
+    from .local_delivery import LocalDelivery
+    return {"local": LocalDelivery(context)}
+
+
+def _mailbox_ports(store, options) -> tuple[int, int]:
+    """(POP3, IMAP4) ports to serve; none in Relay mode, where the mailboxes
+    are on the LAN's own server."""
+    from . import settings as keys
+    if store.get("email.server_type") not in GATED_SERVER_TYPES:
+        return 0, 0
+    pop3, imap = options.get("pop3_port"), options.get("imap_port")
+    return (store.get(keys.POP3_PORT) if pop3 is None else pop3,
+            store.get(keys.IMAP_PORT) if imap is None else imap)
+
+
+@hookimpl
+def gatebox_services(store, options):
+    from .dovecot import DovecotService
+    pop3, imap = _mailbox_ports(store, options)
+    if not (pop3 or imap):
+        return []
+    return [DovecotService(options["data_dir"], bind=options["bind"], pop3_port=pop3,
+                           imap_port=imap, hostname=store.get("system.hostname"))]
+
+
+@hookimpl
+def gatebox_unlicensed_services(store, options):
+    from .standin import RefusalService
+    pop3, imap = _mailbox_ports(store, options)
+    if not (pop3 or imap):
+        return []
+    return [RefusalService(bind=options["bind"], pop3_port=pop3, imap_port=imap)]
 
 
 @hookimpl
 def gatebox_menu_pages():
     return [{"menu": "Email Server > Settings", "softpak": SOFTPAK_ID,
-             "title": "Server Type (Stand-Alone, Multi-drop, Mirrored, ETRN, Mail-bagging)"}]
+             "title": "Server Type (Stand-Alone, Multi-drop, Mirrored, ETRN, Mail-bagging)"}] + [
+        {"menu": f"{USERS_MENU} > {title}", "softpak": SOFTPAK_ID, "title": title}
+        for title in ("User Mailboxes", "Aliases", "Auto-Responders", "Distribution Lists",
+                      "Forwarders")]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .net import free_port, wait_for_banner
+from .net import free_port, wait_for_banner, wait_for_https
 
 GATEBOX = [sys.executable, "-m", "firmware.cli"]
 
@@ -23,11 +23,13 @@ def gatebox(data: Path, *args, check: bool = True, input: str | None = None) -> 
 
 
 class Box:
-    def __init__(self, data: Path, domain: str = "example.com"):
+    def __init__(self, data: Path, domain: str = "example.com", web: bool = False):
         self.data = Path(data)
         self.host = "127.0.0.1"
         self.smtp_port = free_port()
         self.submission_port = free_port()
+        # The web admin (HTTPS with the box's certificate) when asked for.
+        self.http_port = free_port() if web else 0
         self.process: subprocess.Popen | None = None
         self.log_path = self.data.parent / f"{self.data.name}-gatebox.log"
         gatebox(self.data, "init", "--domain", domain)
@@ -46,7 +48,8 @@ class Box:
         self.process = subprocess.Popen(
             GATEBOX + ["--data", str(self.data), "run", "--bind", self.host,
                        "--smtp-port", str(self.smtp_port),
-                       "--submission-port", str(self.submission_port)],
+                       "--submission-port", str(self.submission_port),
+                       "--http-port", str(self.http_port)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         try:
@@ -55,7 +58,17 @@ class Box:
         except TimeoutError:
             self.stop()
             raise AssertionError("gatebox did not start:\n" + self.log())
+        if self.http_port:
+            try:
+                wait_for_https(self.host, self.http_port)
+            except TimeoutError:
+                self.stop()
+                raise AssertionError("the web admin did not start:\n" + self.log())
         return self
+
+    @property
+    def web_url(self) -> str:
+        return f"https://{self.host}:{self.http_port}"
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 20.0) -> int | None:
         if self.process is None:

@@ -4,6 +4,7 @@ their recovery, schedule windows, enhanced codes, duplicates, bounces."""
 import asyncio
 import datetime
 import os
+import zoneinfo
 
 import pytest
 
@@ -118,16 +119,23 @@ def test_duplicate_filter_window():
 
 SETTINGS = {"email.send_mode": "same_time", "email.business_week": "mon,tue,wed,thu,fri",
             "email.business_day": "08:00-17:00", "email.business_schedule": "15",
-            "email.evening_schedule": "60", "email.weekend_schedule": "never"}
+            "email.evening_schedule": "60", "email.weekend_schedule": "never",
+            "system.timezone": "Europe/Berlin"}
 
 
 def at(text):
-    return datetime.datetime.fromisoformat(text).timestamp()
+    """A wall-clock time in the box's time zone."""
+    return datetime.datetime.fromisoformat(text).replace(
+        tzinfo=zoneinfo.ZoneInfo(SETTINGS["system.timezone"])).timestamp()
 
 
 def test_schedule_windows_and_next_send_time():
     monday_morning = at("2026-11-23T09:07:30")
-    assert schedule.window(datetime.datetime.fromtimestamp(monday_morning), SETTINGS) == "business"
+    local = datetime.datetime.fromtimestamp(monday_morning, zoneinfo.ZoneInfo("Europe/Berlin"))
+    assert schedule.window(local, SETTINGS) == "business"
+    # The same instant is Monday evening in Tokyo.
+    tokyo = dict(SETTINGS, **{"system.timezone": "Asia/Tokyo"})
+    assert schedule.next_send_time(monday_morning, tokyo) == at("2026-11-23T10:00:00")
     assert schedule.next_send_time(monday_morning, SETTINGS) == at("2026-11-23T09:15:00")
     assert schedule.next_send_time(at("2026-11-23T17:20:00"), SETTINGS) == at("2026-11-23T18:00:00")
     # Weekend is "never": Saturday's mail waits for Monday's first tick.

@@ -1,0 +1,243 @@
+"""Boots a gatebox disk image under QEMU the way a LAN user meets the box:
+its service ports forwarded to free loopback ports, serial console to a file
+(or the terminal), a monitor socket to press Ctrl-Alt-Del or the power button.
+
+Used by `make run` (python3 qemu/boot.py), the system tests and the benchmark.
+The base image is never written: each machine boots a qcow2 overlay on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import fcntl
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOP = Path(__file__).resolve().parent.parent
+GUEST_PORTS = {"smtp": 25, "submission": 587, "pop3": 110, "imap": 143, "imaps": 993, "https": 443}
+HEALTH_LINE = re.compile(rb"gatebox-health: boot (good|NOT good)[^\r\n]*")
+KERNEL_START = b"Linux version"
+
+
+def kvm_works() -> bool:
+    """True when /dev/kvm opens and can create a VM (present is not enough:
+    containers and nested setups often have the node but no permission)."""
+    kvm_get_api_version, kvm_create_vm = 0xAE00, 0xAE01
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if fcntl.ioctl(fd, kvm_get_api_version) != 12:
+            return False
+        os.close(fcntl.ioctl(fd, kvm_create_vm, 0))
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def kvm_boots(image: Path, arch: str = "x86_64", seconds: float = 20.0) -> bool:
+    """KVM that opens can still fail to run this image (seen: nested KVM
+    hanging in GRUB's real-mode start), so try it: the kernel must print
+    within a few seconds. The answer is kept in build/kvm-probe per host boot."""
+    if arch != "x86_64" or not kvm_works():
+        return False
+    host_boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    record = TOP / "build" / "kvm-probe"
+    if record.exists():
+        seen_boot, _, answer = record.read_text().partition(" ")
+        if seen_boot == host_boot:
+            return answer.strip() == "works"
+    with tempfile.TemporaryDirectory(prefix="gatebox-kvm-probe-") as scratch:
+        probe = Machine(Path(scratch), arch, image, accel="kvm")
+        probe.start()
+        deadline = time.monotonic() + seconds
+        works = False
+        while time.monotonic() < deadline and not works:
+            works = KERNEL_START in probe.console()
+            time.sleep(0.2)
+        probe.process.kill()
+        probe.process.wait(10)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(f"{host_boot} {'works' if works else 'hangs'}\n")
+    return works
+
+
+def _die_with_parent():
+    """QEMU must not outlive the test or tool that started it."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, 9)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def image_path(arch: str) -> Path:
+    return TOP / "build" / f"gatebox-{arch}.img"
+
+
+class Machine:
+    """One QEMU process booting an overlay of the image."""
+
+    def __init__(self, workdir: Path, arch: str = "x86_64", image: Path | None = None,
+                 memory_mb: int = 256, accel: str = "auto", seed: dict | None = None,
+                 overlay: Path | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.arch = arch
+        self.image = Path(image or image_path(arch))
+        self.memory_mb = memory_mb
+        self.accel = ("kvm" if kvm_boots(self.image, arch) else "tcg") if accel == "auto" else accel
+        self.seed = seed
+        self.overlay = Path(overlay or self.workdir / f"gatebox-{arch}.qcow2")
+        self.console_path = self.workdir / "console.log"
+        self.monitor_path = self.workdir / "monitor.sock"
+        self.ports = {name: free_port() for name in GUEST_PORTS}
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+
+    # ---- command line ----------------------------------------------------------
+    def command(self, console: str) -> list[str]:
+        forwards = ",".join(f"hostfwd=tcp:127.0.0.1:{self.ports[name]}-:{guest}"
+                            for name, guest in GUEST_PORTS.items())
+        if self.arch == "x86_64":
+            command = ["qemu-system-x86_64", "-machine", "pc"]
+            firmware = []
+        else:
+            command = ["qemu-system-aarch64", "-machine", "virt"]
+            firmware = ["-bios", "/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"]
+        if self.accel == "kvm":
+            command += ["-accel", "kvm", "-cpu", "host"]
+        else:
+            command += ["-accel", "tcg", "-cpu", "max"]
+        command += firmware + [
+            "-m", str(self.memory_mb), "-smp", "2",
+            "-display", "none", "-no-user-config", "-nodefaults",
+            "-drive", f"file={self.overlay},if=virtio,format=qcow2",
+            "-nic", f"user,model=virtio-net-pci,{forwards}",
+            "-device", "virtio-rng-pci",
+            "-serial", console,
+            "-monitor", f"unix:{self.monitor_path},server=on,wait=off",
+        ]
+        if self.seed:
+            seed_file = self.workdir / "seed.txt"
+            seed_file.write_text("".join(f"{k}={v}\n" for k, v in self.seed.items()))
+            command += ["-fw_cfg", f"name=opt/gatebox/seed,file={seed_file}"]
+        return command
+
+    def prepare_overlay(self, fresh: bool = True):
+        stale = self.overlay.exists() and self.overlay.stat().st_mtime < self.image.stat().st_mtime
+        if fresh or stale or not self.overlay.exists():
+            self.overlay.unlink(missing_ok=True)
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw",
+                            "-b", str(self.image), str(self.overlay)], check=True)
+
+    # ---- life cycle ------------------------------------------------------------
+    def start(self, fresh: bool = True) -> "Machine":
+        self.prepare_overlay(fresh)
+        self.monitor_path.unlink(missing_ok=True)
+        self.console_path.write_bytes(b"")
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(self.command(f"file:{self.console_path}"),
+                                        stdin=subprocess.DEVNULL,
+                                        stdout=open(self.workdir / "qemu.log", "ab"),
+                                        stderr=subprocess.STDOUT,
+                                        preexec_fn=_die_with_parent)
+        return self
+
+    def console(self) -> bytes:
+        return self.console_path.read_bytes() if self.console_path.exists() else b""
+
+    def boots_seen(self) -> int:
+        return self.console().count(KERNEL_START)
+
+    def wait_healthy(self, timeout: float = 600.0, boot: int = 1) -> str:
+        """Waits for the health check's console line of the given boot; returns it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"QEMU exited ({self.process.returncode}): "
+                                   f"{(self.workdir / 'qemu.log').read_text(errors='replace')}")
+            lines = [m.group(0).decode() for m in HEALTH_LINE.finditer(self.console())]
+            if len(lines) >= boot:
+                if "NOT good" in lines[boot - 1]:
+                    raise RuntimeError(lines[boot - 1])
+                return lines[boot - 1]
+            time.sleep(0.5)
+        raise TimeoutError(f"no health line for boot {boot} within {timeout:.0f}s")
+
+    def monitor(self, command: str) -> str:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(str(self.monitor_path))
+            time.sleep(0.2)
+            sock.recv(4096)          # banner and prompt
+            sock.sendall(command.encode() + b"\n")
+            time.sleep(0.5)
+            try:
+                return sock.recv(4096).decode(errors="replace")
+            except socket.timeout:
+                return ""
+
+    def reboot(self):
+        """A clean reboot, as the power user's Ctrl-Alt-Del: systemd stops the
+        services (SIGTERM), unmounts /data and restarts the machine."""
+        self.monitor("sendkey ctrl-alt-delete")
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        """Presses the power button and waits for a clean power-off; pulls the
+        plug when the guest does not go down in time."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            try:
+                self.monitor("system_powerdown")
+                self.process.wait(timeout)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait(10)
+        code, self.process = self.process.returncode, None
+        return code
+
+    def urls(self) -> dict[str, str]:
+        shown = {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}
+        shown["admin"] = f"https://127.0.0.1:{self.ports['https']}/"
+        return shown
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="x86_64", choices=("x86_64", "aarch64"))
+    parser.add_argument("--image", type=Path)
+    parser.add_argument("--memory", type=int, default=256, help="guest RAM in MB")
+    parser.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
+    parser.add_argument("--fresh", action="store_true",
+                        help="start from the image's first boot (forget this machine's /data)")
+    args = parser.parse_args(argv)
+    workdir = TOP / "build" / f"run-{args.arch}"
+    machine = Machine(workdir, args.arch, args.image, args.memory, args.accel)
+    # Keeps /data between `make run`s until the image is rebuilt or --fresh.
+    machine.prepare_overlay(fresh=args.fresh)
+    print(f"gatebox {args.arch} on QEMU ({machine.accel}), {args.memory} MB; "
+          f"Ctrl-A X quits, Ctrl-A C toggles the QEMU monitor")
+    for name, guest in GUEST_PORTS.items():
+        print(f"  {name:<10} guest port {guest:<4} -> 127.0.0.1:{machine.ports[name]}")
+    print(f"  admin URL  {machine.urls()['admin']}  (once the web UI is in the image)\n", flush=True)
+    return subprocess.call(machine.command("mon:stdio"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+#!/bin/sh
+# mmdebstrap customize hook, run on the build host with the new root in $1:
+# the project's venv, rootfs-overlay/, users and units, a read-only-friendly
+# /etc and /var, a trimmed kernel module set and a small initramfs.
+set -eu
+root=$1 arch=$2 wheels=$3 top=$4
+in_root() { chroot "$root" "$@"; }
+
+# Package scripts may have replaced resolv.conf; pip below may need DNS.
+if [ -L "$root/etc/resolv.conf" ]; then
+    rm "$root/etc/resolv.conf"
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+fi
+
+# The project and its dependencies. x86_64 gets every wheel from the build
+# host; other architectures fetch their compiled wheels from the index.
+mkdir -p "$root/tmp/wheels"
+cp "$wheels"/*.whl "$root/tmp/wheels/"
+index=--no-index
+[ "$arch" = x86_64 ] || index=--prefer-binary
+in_root python3 -m venv /opt/gatebox/venv
+in_root /opt/gatebox/venv/bin/pip install -q --no-cache-dir --disable-pip-version-check \
+    $index --find-links /tmp/wheels gatebox
+in_root /opt/gatebox/venv/bin/pip uninstall -q -y pip setuptools
+rm -rf "$root/tmp/wheels"
+
+tar -C "$top/rootfs-overlay" -cf - . | tar -C "$root" -xf - --keep-directory-symlink --no-same-owner
+
+# Serve the admin UI only when this build's `gatebox run` can.
+if in_root /opt/gatebox/venv/bin/gatebox run --help | grep -q -- --http-port; then
+    echo "GATEBOX_HTTP_OPTIONS=--http-port 443" > "$root/etc/gatebox/run-options"
+else
+    echo "# this build's gatebox has no web UI yet (no --http-port)" > "$root/etc/gatebox/run-options"
+fi
+
+in_root systemd-sysusers
+in_root systemctl preset $(awk '$1 == "enable" || $1 == "disable" {print $2}' \
+    "$root/usr/lib/systemd/system-preset/20-gatebox.preset")
+in_root passwd -q -l root
+
+# Read-only root: systemd makes up a machine id each boot until GRUB passes
+# the stored one; logs live on /data; DNS comes from systemd-resolved.
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id"
+rm -rf "$root/var/log"
+ln -s /data/log "$root/var/log"
+mkdir -p "$root/data" "$root/mnt/boot"
+rm -f "$root/etc/resolv.conf"
+ln -s ../run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
+# Dovecot's package made a key pair every image would share; the Mail Server
+# SoftPak configures Dovecot with the box's own certificate from /data.
+rm -f "$root/etc/dovecot/private/dovecot.key" "$root/etc/dovecot/private/dovecot.pem"
+
+# Kernel: drop module trees an office gateway never loads, then a small
+# initramfs holding just what finds and mounts the squashfs root.
+kver=$(ls "$root/usr/lib/modules")
+( cd "$root/usr/lib/modules/$kver/kernel" &&
+  rm -rf sound drivers/gpu drivers/media drivers/net/wireless drivers/infiniband \
+         drivers/staging drivers/iio drivers/comedi drivers/isdn drivers/bluetooth \
+         drivers/target net/bluetooth net/wireless net/mac80211 )
+in_root depmod "$kver"
+echo MODULES=list > "$root/etc/initramfs-tools/conf.d/gatebox"
+cat >> "$root/etc/initramfs-tools/modules" <<MODULES
+squashfs
+virtio_pci
+virtio_blk
+virtio_scsi
+ahci
+ata_piix
+sd_mod
+nvme
+mmc_block
+sdhci_pci
+xhci_pci
+usb_storage
+uas
+MODULES
+in_root update-initramfs -u -k "$kver" >/dev/null
+ln -sf "boot/vmlinuz-$kver" "$root/vmlinuz"
+ln -sf "boot/initrd.img-$kver" "$root/initrd.img"
+
+rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/"* "$root/var/cache/.[!.]"* 2>/dev/null || true

@@ -1,0 +1,38 @@
+"""Who may open a mailbox over POP3/IMAP, and the words a refused client
+sees. Asked on every login (by the checkpassword program Dovecot runs), so a
+license lapse or a settings change takes effect at the next login."""
+
+from __future__ import annotations
+
+from firmware import accounts
+from firmware.mail.addresses import in_networks
+
+from . import directory
+
+UNLICENSED = ("Mailbox access is off: the Mail Server SoftPak is not licensed on this box. "
+              "Your mail is kept; ask the administrator to activate a license key "
+              "(System > Licenses).")
+OFFSITE = ("Off-site access to POP/IMAP is not allowed on this box "
+           "(Email Server > Settings > Advanced > Allow off-site access to POP/IMAP).")
+
+
+def login_name(user: str, settings) -> str | None:
+    """'bob' or 'bob@<a local domain>' -> 'bob'; None for other domains."""
+    local, at, domain = user.strip().lower().rpartition("@")
+    if not at:
+        return domain
+    return local if domain in directory.local_domains(settings) else None
+
+
+def refusal(store, client_ip: str, settings, licensed: bool) -> str | None:
+    """Why this client may not log in at all, or None."""
+    if not licensed:
+        return UNLICENSED
+    if client_ip and not settings["email.allow_offsite_pop_imap"] and \
+            not in_networks(client_ip, settings["email.trusted_networks"]):
+        return OFFSITE
+    return None
+
+
+def password_ok(store, name: str, password: str) -> bool:
+    return accounts.authenticate(store, name, password)

@@ -1,0 +1,121 @@
+"""The web admin as `gatebox run --http-port` serves it: gunicorn over HTTPS
+with the box's own certificate, plain HTTP only with --dev-http, stopped with
+the box; online activation with a code through the System page."""
+
+import re
+import signal
+import socket
+import ssl
+import subprocess
+
+import pytest
+import requests
+from cryptography import x509
+
+from firmware.system import tls
+from tests.integration.test_license_online import service, tls_files  # noqa: F401 (fixtures)
+from tests.support.box import GATEBOX, Box
+from tests.support.net import free_port, wait_until
+
+PASSWORD = "integration password"
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+
+
+def _served_certificate(host: str, port: int) -> bytes:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, port), timeout=5) as sock:
+        with context.wrap_socket(sock) as wrapped:
+            return wrapped.getpeercert(binary_form=True)
+
+
+def _signed_in_session(box) -> requests.Session:
+    session = requests.Session()
+    # The box's certificate is self-signed and not a CA, so it cannot be a
+    # trust anchor; test_https_... compares the served certificate instead.
+    session.verify = False
+    session.trust_env = False  # else REQUESTS_CA_BUNDLE overrides verify=False
+    login = session.get(box.web_url + "/login")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', login.text).group(1)
+    response = session.post(box.web_url + "/login", allow_redirects=False,
+                            data={"csrf_token": token, "name": "admin", "password": PASSWORD},
+                            headers={"Referer": box.web_url + "/login"})
+    assert response.status_code == 302, response.text
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-gatebox=")
+    assert all(flag in cookie for flag in ("Secure", "HttpOnly", "SameSite=Strict"))
+    return session
+
+
+@pytest.fixture
+def web_box(tmp_path, box_serial, vendor):
+    box = Box(tmp_path / "box", web=True)
+    box.cli("user", "add", "admin", "--admin", "--password", PASSWORD)
+    yield box
+    box.stop()
+
+
+def test_https_with_the_box_certificate_and_stops_with_the_box(web_box):
+    web_box.start()
+    served = x509.load_der_x509_certificate(_served_certificate(web_box.host, web_box.http_port))
+    own = x509.load_pem_x509_certificate(tls.paths(web_box.data)[0].read_bytes())
+    assert served == own
+    session = _signed_in_session(web_box)
+    page = session.get(web_box.web_url + "/")
+    assert page.status_code == 200 and "Dashboard" in page.text
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    try:  # no page over plain HTTP on the TLS port
+        plain = requests.get(f"http://{web_box.host}:{web_box.http_port}/", timeout=5)
+        assert plain.status_code >= 400
+    except requests.ConnectionError:
+        pass
+
+    assert web_box.stop() == 0
+    with pytest.raises(OSError):
+        socket.create_connection((web_box.host, web_box.http_port), timeout=2).close()
+
+
+def test_dev_http_serves_plain_http_without_secure_cookie(tmp_path, box_serial):
+    box = Box(tmp_path / "box")
+    port = free_port()
+    process = subprocess.Popen(GATEBOX + ["--data", str(box.data), "run", "--bind", "127.0.0.1",
+                                          "--smtp-port", str(box.smtp_port), "--submission-port", "0",
+                                          "--http-port", str(port), "--dev-http"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        def answered():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/setup", timeout=2)
+            except requests.ConnectionError:
+                return None
+        response = wait_until(answered, timeout=30, what="the web admin over HTTP")
+        assert response.status_code == 200 and "First-time setup" in response.text
+        cookie = response.headers["Set-Cookie"]
+        assert cookie.startswith("gatebox=") and "Secure" not in cookie and "HttpOnly" in cookie
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+
+
+def test_online_activation_code_through_the_page(web_box, service, gatebox_vendor, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("GATEBOX_LICENSE_SERVER", service["url"])
+    monkeypatch.setenv("GATEBOX_LICENSE_CA", str(service["ca"]))
+    code = gatebox_vendor("code", "add", "--db", str(service["db"]),
+                          "--softpak", "mailserver=2099-12-31").stdout.strip().splitlines()[-1]
+    web_box.start()
+    session = _signed_in_session(web_box)
+    page = session.get(web_box.web_url + "/system/licenses")
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+    response = session.post(web_box.web_url + "/system/licenses",
+                            data={"csrf_token": token, "code": code},
+                            headers={"Referer": web_box.web_url + "/system/licenses"})
+    assert "Activated license" in response.text, response.text
+    assert "2099-12-31" in response.text
+    assert "mailserver" in web_box.cli("license", "show").stdout
+
+    response = session.post(web_box.web_url + "/system/licenses",
+                            data={"csrf_token": token, "code": "ZZZZ-ZZZZ-ZZZZ-ZZZZ"},
+                            headers={"Referer": web_box.web_url + "/system/licenses"})
+    assert "License not activated" in response.text and "unknown activation code" in response.text

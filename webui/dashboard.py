@@ -1,0 +1,31 @@
+"""The home page: mail in / out / rejected per hour over the last day, the
+queue, license warnings and the firmware version."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from firmware.licensing.status import warnings
+from firmware.mail import stats
+from firmware.mail.queue_index import QueueIndex
+
+from . import chart, context
+
+blueprint = Blueprint("dashboard", __name__)
+
+
+@blueprint.route("/")
+def index():
+    store = context.store()
+    rows = stats.hourly(store, hours=24)
+    index = QueueIndex(context.spool())
+    try:
+        counts = index.counts()
+    finally:
+        index.close()
+    totals = {key: sum(row[key] for row in rows) for key in stats.FIELDS}
+    return render_template("dashboard.html", chart=chart.build(rows), totals=totals,
+                           counts=counts, queue_total=sum(counts.values()),
+                           license_warnings=warnings(store),
+                           server_type=store.get("email.server_type"),
+                           server_enabled=store.get("email.server_enabled"))

@@ -1,0 +1,36 @@
+"""The view behind every settings page: show the generated form, and on
+Apply validate and save it, or show each refused field's rule beside it with
+everything else as the administrator typed it."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request
+
+from . import context, settings_form
+
+
+def settings_view(menu: str, intro: str = ""):
+    store = context.store()
+    posted = request.method == "POST"
+    form, infos = settings_form.build(menu, store, request.form if posted else None)
+    if posted and form.validate():
+        changes = settings_form.apply(form, infos, store, context.actor())
+        if changes is not None:
+            if changes:
+                flash(f"Saved: {', '.join(_label(c.key, infos) for c in changes)}.", "ok")
+            else:
+                flash("Nothing changed.", "ok")
+            for change in changes:
+                if change.warning:
+                    flash(change.warning, "warning")
+            return redirect(request.path)
+    status = 400 if posted else 200
+    return render_template("settings.html", form=form, infos=infos, intro=intro,
+                           has_errors=posted), status
+
+
+def _label(key: str, infos) -> str:
+    for info in infos:
+        if info.key == key:
+            return info.setting.label
+    return key

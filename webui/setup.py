@@ -1,0 +1,75 @@
+"""First boot: while no administrator exists, this is the only page. It asks
+for the administrator's password, the Domain Name and the time zone, shows
+the serial number and offers license activation."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from wtforms import PasswordField
+from wtforms.validators import DataRequired, EqualTo
+
+from firmware import accounts
+from firmware.config import declarations
+
+from . import context, licenses, settings_form
+from .auth import admin_exists, sign_in
+
+blueprint = Blueprint("setup", __name__)
+
+ADMIN_NAME = "admin"
+# Asked at first boot, each declared once in firmware.config like any setting.
+SETUP_SETTINGS = ("email.domain", "system.timezone")
+
+
+class SetupBase(FlaskForm):
+    password = PasswordField("Administrator Password", validators=[DataRequired()],
+                             render_kw={"autocomplete": "new-password"})
+    confirm = PasswordField("Confirm Password", validators=[
+        DataRequired(), EqualTo("password", message="must match the password")],
+        render_kw={"autocomplete": "new-password"})
+
+
+def _setup_settings() -> list:
+    declared = declarations()
+    return [declared[key] for key in SETUP_SETTINGS if key in declared]
+
+
+@blueprint.route("/setup", methods=["GET", "POST"])
+def setup():
+    store = context.store()
+    if admin_exists(store):
+        return redirect(url_for("dashboard.index"))
+    posted = request.method == "POST"
+    form, infos = settings_form.build_for(_setup_settings(), store,
+                                          request.form if posted else None, base=SetupBase)
+    if posted and form.validate():
+        try:
+            accounts.validate_password(form.password.data)
+        except accounts.AccountError as error:
+            form.password.errors = [str(error).removeprefix("password: ")]
+        else:
+            if settings_form.apply(form, infos, store, "setup (web)") is not None:
+                try:
+                    accounts.add_user(store, ADMIN_NAME, form.password.data, admin=True,
+                                      actor="setup (web)")
+                except accounts.AccountError as error:
+                    # Someone else finished setup a moment ago.
+                    flash(str(error), "error")
+                    return redirect(url_for("auth.login"))
+                sign_in(store, ADMIN_NAME)
+                flash("Setup complete. You are signed in as 'admin'.", "ok")
+                return redirect(url_for("dashboard.index"))
+    return render_template("setup.html", form=form, infos=infos, admin_name=ADMIN_NAME,
+                           serial=licenses.serial_or_problem(),
+                           license_form=licenses.LicenseForm(),
+                           softpaks=licenses.status_rows(store)), 400 if posted else 200
+
+
+@blueprint.route("/setup/license", methods=["POST"])
+def license():
+    store = context.store()
+    if admin_exists(store):
+        return redirect(url_for("system.licenses"))
+    licenses.activate_from_form(store, licenses.LicenseForm(), "setup (web)")
+    return redirect(url_for("setup.setup"))

@@ -1,0 +1,28 @@
+"""The WSGI entry gunicorn loads (`webui.wsgi:app`). `gatebox run` passes
+the data directory and whether this is plain-HTTP development in the
+environment, because gunicorn runs it in its own process."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from . import DATA_ENV, DEV_HTTP_ENV, create_app
+
+
+def _warm_queue_index(data_dir: Path):
+    """Read a large queue into the index now, so the first visit to Messages
+    in Queue does not wait for it (100,000 messages take seconds)."""
+    from firmware.mail.queue import Spool
+    from firmware.mail.queue_index import QueueIndex
+    index = QueueIndex(Spool(data_dir / "queue"))
+    try:
+        index.sync()
+    finally:
+        index.close()
+
+
+app = create_app(os.environ[DATA_ENV], secure_cookies=os.environ.get(DEV_HTTP_ENV) != "1")
+threading.Thread(target=_warm_queue_index, args=(Path(os.environ[DATA_ENV]),), daemon=True,
+                 name="warm-queue-index").start()
