@@ -71,9 +71,18 @@ def create_app(data_dir, *, secure_cookies: bool = True, idle_timeout: int = IDL
     def common():
         from .menu import current_page, menu_tree
         return {"version": __version__, "menu_tree": menu_tree, "page": current_page(),
-                "signed_in": session.get("admin")}
+                "signed_in": session.get("admin"), "license_warnings": _license_warnings()}
 
     return app
+
+
+def _license_warnings() -> list[str]:
+    """Expiry warnings shown on every page an administrator sees."""
+    if not session.get("admin"):
+        return []
+    from firmware.licensing.status import warnings
+    from .context import store
+    return warnings(store())
 
 
 def _secret_key(data_dir: Path) -> bytes:

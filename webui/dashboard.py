@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from firmware.licensing.status import warnings
 from firmware.mail import stats
 from firmware.mail.queue_index import QueueIndex
 
@@ -26,6 +25,5 @@ def index():
     totals = {key: sum(row[key] for row in rows) for key in stats.FIELDS}
     return render_template("dashboard.html", chart=chart.build(rows), totals=totals,
                            counts=counts, queue_total=sum(counts.values()),
-                           license_warnings=warnings(store),
                            server_type=store.get("email.server_type"),
                            server_enabled=store.get("email.server_enabled"))

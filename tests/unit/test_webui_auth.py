@@ -91,3 +91,15 @@ def test_open_redirect_after_sign_in_is_refused(tmp_path, box_serial):
     response = client.post("/login?next=//evil.example/x",
                            data={"csrf_token": token, "name": "admin", "password": PASSWORD})
     assert response.location == "/"
+
+
+def test_license_expiry_warning_is_on_every_admin_page(tmp_path, licensed):
+    import datetime
+    app = make_app(tmp_path / "data")
+    soon = (datetime.date.today() + datetime.timedelta(days=10)).isoformat()
+    licensed(tmp_path / "data", mailserver=soon)
+    client = app.test_client()
+    sign_in(client)
+    for path in ("/", "/email-server/queue", "/system/audit"):
+        html = client.get(path).get_data(as_text=True)
+        assert "Mail Server SoftPak:" in html and "license-warning" in html, path
