@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -22,16 +23,23 @@ class Context:
     @property
     def store(self) -> Store:
         if self._store is None:
-            try:
+            with reported():
                 self._store = Store(self.data)
-            except FileNotFoundError as error:
-                fail(str(error))
         return self._store
 
 
 def fail(message: str, code: int = 1):
     click.echo(f"gatebox: {message}", err=True)
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def reported():
+    """A refused value or account change ends the command with its message."""
+    try:
+        yield
+    except (SettingError, accounts.AccountError) as error:
+        fail(str(error))
 
 
 @click.group()
@@ -55,13 +63,11 @@ def init(obj: Context, domain, admin_password):
     from firmware.system import tls
     store = Store.create(obj.data)
     plugins.apply_softpak_migrations(store)
-    try:
+    with reported():
         if domain:
             store.set("email.domain", domain, actor="init")
         if admin_password and not any(u["name"] == "admin" for u in accounts.list_users(store)):
             accounts.add_user(store, "admin", admin_password, admin=True, actor="init")
-    except (SettingError, accounts.AccountError) as error:
-        fail(str(error))
     tls.ensure_certificate(obj.data, store.get("system.hostname"))
     Spool(obj.data / "queue").create()
     click.echo(f"initialised {obj.data}")
@@ -125,10 +131,8 @@ def config_show(obj: Context, menu):
 @click.pass_obj
 def config_get(obj: Context, key):
     """Print one setting's value."""
-    try:
+    with reported():
         click.echo(obj.store.render(key, obj.store.get(key)))
-    except SettingError as error:
-        fail(str(error))
 
 
 @config.command("set")
@@ -137,10 +141,8 @@ def config_get(obj: Context, key):
 @click.pass_obj
 def config_set(obj: Context, key, value):
     """Change one setting (validated; running services pick it up)."""
-    try:
+    with reported():
         change = obj.store.set(key, value, actor="cli")
-    except SettingError as error:
-        fail(str(error))
     if change is None:
         click.echo(f"{key} unchanged")
         return
@@ -161,10 +163,8 @@ def user():
 @click.option("--admin", is_flag=True, help="Give the account administrator rights.")
 @click.pass_obj
 def user_add(obj: Context, name, password, admin):
-    try:
+    with reported():
         accounts.add_user(obj.store, name, password, admin=admin, actor="cli")
-    except accounts.AccountError as error:
-        fail(str(error))
     click.echo(f"added {name}")
 
 
@@ -172,10 +172,8 @@ def user_add(obj: Context, name, password, admin):
 @click.argument("name")
 @click.pass_obj
 def user_del(obj: Context, name):
-    try:
+    with reported():
         accounts.delete_user(obj.store, name, actor="cli")
-    except accounts.AccountError as error:
-        fail(str(error))
     click.echo(f"deleted {name}")
 
 
@@ -184,10 +182,8 @@ def user_del(obj: Context, name):
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.pass_obj
 def user_passwd(obj: Context, name, password):
-    try:
+    with reported():
         accounts.set_password(obj.store, name, password, actor="cli")
-    except accounts.AccountError as error:
-        fail(str(error))
     click.echo(f"password of {name} changed")
 
 
