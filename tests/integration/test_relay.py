@@ -294,3 +294,16 @@ def test_ehlo_offers_the_extensions_a_gateway_needs(make_box, sink):
         client.ehlo()
         assert not client.has_extn("auth")
         assert client.docmd("AUTH PLAIN AGFsaWNlAHBhc3N3b3Jk")[0] == 502
+
+
+def test_send_incoming_email_to_one_address(make_box, lan_server):
+    box = make_box(**{"email.mail_server_address": lan_server.address,
+                      "email.trusted_networks": "127.0.0.1/32",
+                      "email.send_incoming_to": "frontdesk@example.com",
+                      "email.forward_to_incoming_smtp": "on"}).start()
+    assert swaks(box, "--from", "x@internet.test", "--to", "bob@example.com").returncode == 0
+    got = wait_until(lambda: lan_server.recorder.for_recipient("frontdesk@example.com"),
+                     what="incoming mail redirected to one address")
+    assert got[0].recipients == ["frontdesk@example.com"]
+    assert lan_server.recorder.for_recipient("bob@example.com") == []
+    assert "orig_to=<bob@example.com>" in box.log()
