@@ -68,7 +68,12 @@ class SoftPakSpec:
     @hookspec
     def gatebox_menu_pages(self):
         """Web admin menu entries: dicts with "menu" (the eSoft menu path),
-        "title", "softpak" and, once the SoftPak has a page, "blueprint"."""
+        "title", "softpak" and, when the SoftPak brings the page itself,
+        "blueprint" (a Flask blueprint, mounted for every installed SoftPak),
+        "endpoint" (the view the menu entry opens), "help" (its help page,
+        templates/help/<help>.html) and "purpose" (what the page is for, shown
+        while the license is not active). Entries without a blueprint describe
+        what the SoftPak adds to a page of the core."""
 
     @hookspec
     def gatebox_cli_commands(self):
@@ -191,6 +196,24 @@ class Registry:
         from firmware.licensing import active_softpaks
         return self.plugin_manager(set(self.manifests) - set(active_softpaks(store, now)))
 
+    @functools.cached_property
+    def menu_pages(self) -> tuple:
+        """Every installed SoftPak's menu entries, licensed or not: the web admin
+        mounts their pages once and checks the license on each request."""
+        pages = []
+        # pluggy lists implementations last-registered first; keep SoftPak order.
+        for impl in reversed(self.all_installed.hook.gatebox_menu_pages.get_hookimpls()):
+            for page in impl.function() or ():
+                pages.append({**page, "softpak": page.get("softpak") or impl.plugin_name})
+        return tuple(pages)
+
+    @functools.cached_property
+    def setting_owners(self) -> dict[str, str]:
+        """setting key -> the SoftPak that declares it."""
+        return {setting.key: impl.plugin_name
+                for impl in self.all_installed.hook.gatebox_settings.get_hookimpls()
+                for setting in impl.function() or ()}
+
     def migrations(self) -> list[tuple]:
         """(softpak, number, fn) for every installed SoftPak: their tables
         exist whether or not the license is active, so data outlives expiry."""
@@ -214,6 +237,15 @@ def softpak_settings() -> tuple:
     """Settings declared by every installed SoftPak, licensed or not. Called on
     every settings lookup, so computed once per process."""
     return registry().settings
+
+
+def softpak_menu_pages() -> tuple:
+    return registry().menu_pages
+
+
+def setting_softpak(key: str) -> str | None:
+    """The SoftPak that declares a setting, None for the core's own."""
+    return registry().setting_owners.get(key)
 
 
 def active_plugin_manager(store, now=None) -> pluggy.PluginManager:

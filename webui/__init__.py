@@ -1,4 +1,5 @@
-"""The web admin (Flask): one blueprint per eSoft menu.
+"""The web admin (Flask): one blueprint per eSoft menu, plus the pages
+installed SoftPaks bring (webui.softpak_pages).
 
 `create_app(data_dir)` builds the application for one box; gunicorn serves it
 through `webui.wsgi`, tests call it directly."""
@@ -45,7 +46,7 @@ def create_app(data_dir, *, secure_cookies: bool = True, idle_timeout: int = IDL
     )
     csrf.init_app(app)
 
-    from . import auth, dashboard, help_pages, security, setup
+    from . import auth, dashboard, help_pages, security, setup, softpak_pages
     from .email_server import blueprint as email_server
     from .support import blueprint as support
     from .system import blueprint as system
@@ -56,6 +57,7 @@ def create_app(data_dir, *, secure_cookies: bool = True, idle_timeout: int = IDL
         app.register_blueprint(blueprint)
     security.install(app)
     auth.install(app)
+    softpak_pages.install(app)
 
     @app.teardown_appcontext
     def close_store(_error):

@@ -1,6 +1,12 @@
 """The left-hand menu tree, as in the eSoft manuals. Each page knows its
 title ("Email Server: Settings: Advanced"), its endpoint, its help page and,
-for pages a SoftPak brings, which SoftPak that is."""
+for pages a SoftPak brings, which SoftPak that is. SoftPak pages join the
+menu their "menu" path names, after the core's own entries, in the order the
+SoftPak lists them.
+
+A page's sub-pages (an edit form, a message window) use endpoints named
+after the page's own with a "_" suffix (mailserver.aliases_edit), so they
+show the page's menu entry and help."""
 
 from __future__ import annotations
 
@@ -30,17 +36,22 @@ class Menu:
     pages: tuple
 
 
-MAIL_SERVER_PAGES = (
-    # slug, label, what the page will manage
-    ("mailboxes", "User Mailboxes", "view and delete incoming mail on a per-user basis"),
-    ("aliases", "Aliases", "incoming addresses that deliver to an existing address without an account"),
-    ("auto-responders", "Auto-Responders", "automatic replies, e.g. while a user is on vacation"),
-    ("distribution-lists", "Distribution Lists", "one address that delivers to two or more addresses"),
-    ("forwarders", "Forwarders", "route a user's mail to another address, optionally keeping a copy"),
-)
+def _softpak_entries(menu: str) -> tuple:
+    from .softpak_pages import pages
+    entries = []
+    for page in pages():
+        path = page["menu"].split(" > ")
+        if path[0] == menu:
+            entries.append(Page(path[-1], page["title"], page["endpoint"], page["help"],
+                                softpak=page["softpak"], depth=len(path) - 2))
+    return tuple(entries)
 
 
 def _tree() -> tuple:
+    return tuple(Menu(menu.label, menu.pages + _softpak_entries(menu.label)) for menu in _core_tree())
+
+
+def _core_tree() -> tuple:
     return (
         Menu("Email Server", (
             Page("Settings", "Email Server: Settings", "email_server.settings", "email-settings"),
@@ -57,10 +68,6 @@ def _tree() -> tuple:
         Menu("Users & Groups", (
             Page("Users", "Users & Groups: Users", "users_groups.users", "users"),
             Page("Groups", "Users & Groups: Groups", "users_groups.groups", "groups"),
-        ) + tuple(
-            Page(label, f"Users & Groups: {label}", "users_groups.mail_server_page", "mail-server-pages",
-                 softpak="mailserver", args={"slug": slug})
-            for slug, label, _ in MAIL_SERVER_PAGES
         )),
         Menu("Support & Diagnostics", (
             Page("Support & Diagnostics", "Support & Diagnostics", "support.index", "support"),
@@ -80,12 +87,17 @@ def menu_tree() -> tuple:
 
 
 def current_page() -> Page | None:
-    """The menu entry for this request, matched by endpoint and arguments."""
-    for menu in _tree():
-        for page in menu.pages:
-            if page.endpoint == request.endpoint and \
-                    all((request.view_args or {}).get(k) == v for k, v in page.args.items()):
-                return page
+    """The menu entry for this request, matched by endpoint and arguments, or
+    the entry whose sub-page this is."""
+    pages = [page for menu in _tree() for page in menu.pages]
+    endpoint = request.endpoint or ""
+    for page in pages:
+        if page.endpoint == endpoint and \
+                all((request.view_args or {}).get(k) == v for k, v in page.args.items()):
+            return page
+    for page in pages:
+        if endpoint.startswith(page.endpoint + "_"):
+            return page
     return None
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from flask import flash, redirect, render_template, request
 
+from firmware.plugins import installed_softpaks, setting_softpak
+
 from . import context, settings_form
 
 
@@ -26,7 +28,21 @@ def settings_view(menu: str, intro: str = ""):
             return redirect(request.path)
     status = 400 if posted else 200
     return render_template("settings.html", form=form, infos=infos, intro=intro,
-                           has_errors=posted), status
+                           has_errors=posted, unlicensed=_unlicensed_softpaks(infos, store)), status
+
+
+def _unlicensed_softpaks(infos, store) -> list[tuple]:
+    """(manifest, [labels]) for each SoftPak that declares fields of this page
+    and is not licensed: the values are kept and may be set, but do nothing
+    until a license is active."""
+    active = store.active_softpaks()
+    found = {}
+    for info in infos:
+        softpak = setting_softpak(info.key)
+        if softpak and softpak not in active:
+            found.setdefault(softpak, []).append(info.setting.label)
+    manifests = installed_softpaks()
+    return [(manifests[s], labels) for s, labels in found.items() if s in manifests]
 
 
 def _label(key: str, infos) -> str:

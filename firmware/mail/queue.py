@@ -85,7 +85,9 @@ def new_queue_id() -> str:
     return f"{time.time_ns() // 1000:013X}{secrets.token_hex(3).upper()}"
 
 
-def _fsync_dir(path: Path):
+def fsync_dir(path: Path):
+    """A file created or renamed into `path` survives a crash only once the
+    directory itself is synced (also used by the mailboxes' Maildir)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -132,7 +134,7 @@ class Committer:
                 except OSError as error:
                     outcomes.append((future, loop, error))
             try:
-                _fsync_dir(self.spool.dir("incoming"))
+                fsync_dir(self.spool.dir("incoming"))
             except OSError as error:
                 outcomes = [(f, l, r if isinstance(r, OSError) else error) for f, l, r in outcomes]
             by_loop: dict = {}
@@ -197,7 +199,7 @@ class Spool:
         """Durably place a new message (blocking; used by tools and bounces)."""
         target = self.path(state, envelope.id)
         os.rename(self._write_tmp(envelope, message), target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return target
 
     async def enqueue(self, envelope: Envelope, message: bytes) -> Path:
@@ -215,7 +217,7 @@ class Spool:
         target = self.path(to_state, envelope.id)
         tmp = self._write_tmp(envelope, message)
         os.rename(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         if from_state != to_state:
             os.unlink(self.path(from_state, envelope.id))
 
@@ -224,7 +226,7 @@ class Spool:
             os.rename(self.path(from_state, qid), self.path(to_state, qid))
         except FileNotFoundError:
             raise NotInQueue(qid) from None
-        _fsync_dir(self.dir(to_state))
+        fsync_dir(self.dir(to_state))
 
     def move_unsynced(self, qid: str, from_state: str, to_state: str):
         """A rename whose loss in a crash is harmless (incoming -> active:
@@ -324,7 +326,7 @@ class Spool:
                 os.rename(self.path(state, qid), self.path("corrupt", qid))
                 report["corrupt"] += 1
         for state in ("incoming", "corrupt"):
-            _fsync_dir(self.dir(state))
+            fsync_dir(self.dir(state))
         return report
 
     def claim(self, state: str, qid: str) -> tuple[Envelope, bytes]:

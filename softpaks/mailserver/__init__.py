@@ -11,7 +11,7 @@ queue, and Dovecot gives way to a stand-in that tells clients why.
 Stand-alone mode: local domains, mailboxes (maildir), aliases, distribution
 lists, forwarders, auto-responders, catch-all, archive copies (local_delivery,
 expansion, routing), POP3/IMAP4 through a private Dovecot (dovecot,
-checkpassword, access), the Users & Groups commands (cli)."""
+checkpassword, access), the Users & Groups commands (cli) and pages (web)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from firmware.plugins import hookimpl
 
 SOFTPAK_ID = "mailserver"
 GATED_SERVER_TYPES = ("standalone", "multidrop", "mirrored", "etrn", "mailbag")
-USERS_MENU = "Users & Groups"
 
 
 def is_licensed(store, now=None) -> bool:
@@ -94,8 +93,7 @@ def gatebox_unlicensed_services(store, options):
 
 @hookimpl
 def gatebox_menu_pages():
+    from .web import menu_pages
     return [{"menu": "Email Server > Settings", "softpak": SOFTPAK_ID,
-             "title": "Server Type (Stand-Alone, Multi-drop, Mirrored, ETRN, Mail-bagging)"}] + [
-        {"menu": f"{USERS_MENU} > {title}", "softpak": SOFTPAK_ID, "title": title}
-        for title in ("User Mailboxes", "Aliases", "Auto-Responders", "Distribution Lists",
-                      "Forwarders")]
+             "title": "Server Type (Stand-Alone, Multi-drop, Mirrored, ETRN, Mail-bagging)"}
+            ] + menu_pages(SOFTPAK_ID)

@@ -265,11 +265,7 @@ def mailbox_delete(ctx, user, message_ids):
 @click.pass_context
 def mailbox_purge(ctx, user):
     """Delete every message in USER's mailbox."""
-    path = _mailbox(ctx, user)
-    stored = maildir.messages(path)
-    for message in stored:
-        message.path.unlink()
-    click.echo(f"purged {len(stored)} message(s)")
+    click.echo(f"purged {maildir.purge(_mailbox(ctx, user))} message(s)")
 
 
 MAILSERVER_COMMANDS = [alias_group, list_group, forwarder_group, responder_group, domain_group,

@@ -81,18 +81,29 @@ def _user(store, name: str) -> str:
     return name
 
 
+def _verb(replacing: str | None, name: str) -> str:
+    if not replacing:
+        return "add"
+    return "modify" if replacing == name else f"rename {replacing} to"
+
+
 def _changed(store, actor: str, what: str):
     store.audit(actor, what)
     store._bump_generation()
 
 
 # ---- aliases -----------------------------------------------------------------------
-def add_alias(store, name: str, to: str, actor: str = "system"):
+def add_alias(store, name: str, to: str, actor: str = "system", replacing: str | None = None):
+    """`replacing` names an alias this one takes the place of (a Modify in the
+    web admin): it goes in the same transaction, so a refused change keeps it."""
     name, to = local_name(name, "alias"), target(to, "alias target")
     with transaction(store.db):
+        if replacing and store.db.execute("DELETE FROM mail_aliases WHERE name = ?",
+                                          [replacing]).rowcount == 0:
+            raise DirectoryError(f"alias '{replacing}': no such alias")
         _free(store, name, "alias")
         store.db.execute("INSERT INTO mail_aliases(name, target) VALUES(?, ?)", [name, to])
-        _changed(store, actor, f"add alias {name} -> {to}")
+        _changed(store, actor, f"{_verb(replacing, name)} alias {name} -> {to}")
 
 
 def delete_alias(store, name: str, actor: str = "system"):
@@ -121,6 +132,26 @@ def add_list(store, name: str, members, actor: str = "system"):
             store.db.execute("INSERT OR IGNORE INTO mail_list_members(list, member) VALUES(?, ?)",
                              [name, member])
         _changed(store, actor, f"add to list {name}: {', '.join(parsed)}")
+
+
+def save_list(store, name: str, members, actor: str = "system", replacing: str | None = None):
+    """Makes list NAME hold exactly MEMBERS: a new list, or (replacing) an
+    existing one, perhaps renamed, in one transaction."""
+    name = local_name(name, "distribution list")
+    parsed = list(dict.fromkeys(target(m, "list member") for m in members))
+    if not parsed:
+        raise DirectoryError(f"distribution list '{name}': give at least one member")
+    with transaction(store.db):
+        if replacing:
+            store.db.execute("DELETE FROM mail_list_members WHERE list = ?", [replacing])
+            if store.db.execute("DELETE FROM mail_lists WHERE name = ?", [replacing]).rowcount == 0:
+                raise DirectoryError(f"distribution list '{replacing}': no such list")
+        _free(store, name, "distribution list")
+        store.db.execute("INSERT INTO mail_lists(name) VALUES(?)", [name])
+        for member in parsed:
+            store.db.execute("INSERT INTO mail_list_members(list, member) VALUES(?, ?)",
+                             [name, member])
+        _changed(store, actor, f"{_verb(replacing, name)} list {name}: {', '.join(parsed)}")
 
 
 def remove_list_members(store, name: str, members, actor: str = "system"):
@@ -155,10 +186,14 @@ def list_members(store, name: str) -> list[str] | None:
 
 
 # ---- forwarders -----------------------------------------------------------------------
-def set_forwarder(store, name: str, to: str, keep_copy: bool = False, actor: str = "system"):
+def set_forwarder(store, name: str, to: str, keep_copy: bool = False, actor: str = "system",
+                  replacing: str | None = None):
+    """`replacing`: the user whose forwarder this one takes the place of."""
     to = target(to, "forwarder target")
     with transaction(store.db):
         name = _user(store, name)
+        if replacing and replacing != name:
+            store.db.execute("DELETE FROM mail_forwarders WHERE name = ?", [replacing])
         store.db.execute("INSERT INTO mail_forwarders(name, target, keep_copy) VALUES(?, ?, ?) "
                          "ON CONFLICT(name) DO UPDATE SET target = excluded.target, "
                          "keep_copy = excluded.keep_copy", [name, to, int(keep_copy)])
@@ -184,13 +219,17 @@ def forwarder(store, name: str) -> Forwarder | None:
 
 
 # ---- auto-responders -----------------------------------------------------------------------
-def set_responder(store, name: str, message: str, subject: str = "", actor: str = "system"):
+def set_responder(store, name: str, message: str, subject: str = "", actor: str = "system",
+                  replacing: str | None = None):
+    """`replacing`: the user whose auto-responder this one takes the place of."""
     if not message.strip():
         raise DirectoryError("responder message: must not be empty")
     if "\n" in subject or "\r" in subject or len(subject) > 200:
         raise DirectoryError("responder subject: one line of at most 200 characters")
     with transaction(store.db):
         name = _user(store, name)
+        if replacing and replacing != name:
+            store.db.execute("DELETE FROM mail_responders WHERE name = ?", [replacing])
         store.db.execute("INSERT INTO mail_responders(name, subject, message) VALUES(?, ?, ?) "
                          "ON CONFLICT(name) DO UPDATE SET subject = excluded.subject, "
                          "message = excluded.message", [name, subject, message])

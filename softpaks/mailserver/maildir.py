@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware.config import transaction
+from firmware.mail.queue import fsync_dir
 
 MAIL_USER = "mail"   # exists on every Debian system; Dovecot refuses uid 0 for mail
 _counter = itertools.count()
@@ -80,14 +81,6 @@ def ensure(path: Path, owner: Owner | None = None):
             _make_dirs(path / sub, owner)
 
 
-def _fsync_dir(path: Path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def deliver(path: Path, message: bytes, owner: Owner | None = None) -> str:
     """Writes one message (LF line endings, as Maildir readers expect) and
     returns its file name in new/."""
@@ -109,7 +102,7 @@ def deliver(path: Path, message: bytes, owner: Owner | None = None) -> str:
     finally:
         os.close(fd)
     os.rename(tmp, path / "new" / base)
-    _fsync_dir(path / "new")
+    fsync_dir(path / "new")
     return base
 
 
@@ -148,3 +141,15 @@ def remove(path: Path, message_id: str) -> bool:
             stored.path.unlink()
             return True
     return False
+
+
+def purge(path: Path) -> int:
+    """Deletes every message of a mailbox; returns how many there were."""
+    stored = messages(path)
+    for message in stored:
+        message.path.unlink(missing_ok=True)
+    return len(stored)
+
+
+def find(path: Path, message_id: str) -> Stored | None:
+    return next((m for m in messages(path) if m.id == message_id), None)

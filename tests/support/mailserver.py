@@ -32,8 +32,9 @@ def let_mail_user_through(path: Path):
 
 
 class MailBox(Box):
-    def __init__(self, data, vendor, domain: str = "example.com", users=("bob", "carol"), **settings):
-        super().__init__(data, domain=domain)
+    def __init__(self, data, vendor, domain: str = "example.com", users=("bob", "carol"),
+                 web: bool = False, **settings):
+        super().__init__(data, domain=domain, web=web)
         let_mail_user_through(self.data)
         self.vendor = vendor
         self.license_id = self.activate()

@@ -84,8 +84,8 @@ def test_recovery_requeues_active_drops_tmp_and_isolates_corrupt(tmp_path):
 def test_enqueue_commits_concurrent_messages_in_few_directory_syncs(tmp_path, monkeypatch):
     import firmware.mail.queue as queue_module
     syncs = []
-    real_fsync_dir = queue_module._fsync_dir
-    monkeypatch.setattr(queue_module, "_fsync_dir", lambda path: (syncs.append(path), real_fsync_dir(path)))
+    real_fsync_dir = queue_module.fsync_dir
+    monkeypatch.setattr(queue_module, "fsync_dir", lambda path: (syncs.append(path), real_fsync_dir(path)))
     spool = Spool(tmp_path)
     spool.create()
     envelopes = [envelope() for _ in range(200)]

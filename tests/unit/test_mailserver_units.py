@@ -65,6 +65,36 @@ def test_names_are_one_namespace_and_targets_are_checked(mail_store):
         directory.set_forwarder(mail_store, "ghost", "a@b.test")
 
 
+def test_modify_replaces_in_one_transaction(mail_store):
+    directory.add_alias(mail_store, "sales", "bob")
+    with pytest.raises(directory.DirectoryError, match="already used by a user"):
+        directory.add_alias(mail_store, "carol", "bob", replacing="sales")
+    assert directory.aliases(mail_store) == {"sales": "bob"}   # the refused rename kept it
+    directory.add_alias(mail_store, "orders", "carol", replacing="sales")
+    assert directory.aliases(mail_store) == {"orders": "carol"}
+
+    directory.save_list(mail_store, "team", ["bob", "ext@remote.test", "bob"])
+    directory.save_list(mail_store, "crew", ["carol"], replacing="team")
+    assert directory.lists(mail_store) == {"crew": ["carol"]}
+    with pytest.raises(directory.DirectoryError, match="at least one member"):
+        directory.save_list(mail_store, "crew", [], replacing="crew")
+
+    directory.set_forwarder(mail_store, "bob", "a@remote.test")
+    directory.set_forwarder(mail_store, "carol", "b@remote.test", replacing="bob")
+    assert [f.name for f in directory.forwarders(mail_store)] == ["carol"]
+    directory.set_responder(mail_store, "bob", "away")
+    directory.set_responder(mail_store, "carol", "away too", replacing="bob")
+    assert [r.name for r in directory.responders(mail_store)] == ["carol"]
+
+
+def test_maildir_find_and_purge(tmp_path):
+    box = tmp_path / "mail" / "example.com" / "bob"
+    names = [maildir.deliver(box, f"Subject: {n}\r\n\r\nbody\r\n".encode()) for n in range(3)]
+    assert maildir.find(box, names[1]).subject == "1"
+    assert maildir.find(box, "../../etc/passwd") is None
+    assert maildir.purge(box) == 3 and maildir.messages(box) == []
+
+
 def test_maildir_delivery_is_readable_back(tmp_path):
     box = tmp_path / "mail" / "example.com" / "bob"
     name = maildir.deliver(box, b"From: a@x.test\r\nSubject: hi\r\n\r\nbody\r\n")

@@ -12,6 +12,11 @@ from ..settings_page import settings_view
 blueprint = Blueprint("email_server", __name__, url_prefix="/email-server")
 
 ADDRESS_VERIFICATION_MENU = "Email Server > Address Verification"
+ADDRESS_VERIFICATION_INTRO = (
+    "What to do with mail for a local address that no user, alias, distribution list or forwarder "
+    "answers to (Stand-Alone mode). The manual's sender and recipient checks (local sender exists, "
+    "sender callouts, SPF, header syntax, recipient verification in Relay mode) are not in this "
+    "firmware yet.")
 
 
 @blueprint.route("/settings", methods=["GET", "POST"])
@@ -31,7 +36,7 @@ def scheduling():
 
 @blueprint.route("/address-verification", methods=["GET", "POST"])
 def address_verification():
-    return settings_view(ADDRESS_VERIFICATION_MENU)
+    return settings_view(ADDRESS_VERIFICATION_MENU, intro=ADDRESS_VERIFICATION_INTRO)
 
 
 @blueprint.route("/queue/settings", methods=["GET", "POST"])

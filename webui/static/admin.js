@@ -26,7 +26,10 @@ document.addEventListener("DOMContentLoaded", function () {
   var all = document.getElementById("select-all");
   if (all) {
     all.addEventListener("change", function () {
-      document.querySelectorAll("input[name=qid]").forEach(function (box) { box.checked = all.checked; });
+      // Every row's checkbox in the same table (queue messages, mailbox messages).
+      all.closest("table").querySelectorAll("tbody input[type=checkbox]").forEach(function (box) {
+        box.checked = all.checked;
+      });
     });
   }
 });

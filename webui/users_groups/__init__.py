@@ -1,16 +1,13 @@
-"""Users & Groups menu: Users (product accounts), Groups, and the Mail Server
-SoftPak's pages (User Mailboxes, Aliases, Auto-Responders, Distribution Lists,
-Forwarders)."""
+"""Users & Groups menu: Users (product accounts) and Groups. The Mail Server
+SoftPak brings the rest of the menu itself (softpaks/mailserver/web)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from firmware import accounts
-from firmware.plugins import installed_softpaks
 
 from .. import accounts_forms, context
-from ..menu import MAIL_SERVER_PAGES
 
 blueprint = Blueprint("users_groups", __name__, url_prefix="/users-groups")
 
@@ -44,16 +41,3 @@ def groups():
     return render_template("not_yet.html",
                            what="Groups of users, and permissions given to a group, are not in this "
                                 "firmware yet. Accounts are managed under Users.")
-
-
-@blueprint.route("/mail/<slug>")
-def mail_server_page(slug: str):
-    pages = {s: (label, purpose) for s, label, purpose in MAIL_SERVER_PAGES}
-    if slug not in pages:
-        abort(404)
-    label, purpose = pages[slug]
-    store = context.store()
-    manifest = installed_softpaks().get("mailserver")
-    return render_template("softpak_page.html", label=label, purpose=purpose, manifest=manifest,
-                           licensed="mailserver" in store.active_softpaks(),
-                           relay=store.get("email.server_type") == "relay")

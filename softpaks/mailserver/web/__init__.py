@@ -1,0 +1,42 @@
+"""The Mail Server SoftPak's pages of the web admin, Users & Groups: User
+Mailboxes, Aliases, Auto-Responders, Distribution Lists and Forwarders.
+webui mounts this blueprint for the installed SoftPak and checks on every
+request that the license is active; the views keep to the same directory
+and maildir functions as the `gatebox alias|list|...` commands."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from firmware import plugins
+
+blueprint = Blueprint("mailserver", __name__, url_prefix="/users-groups/mail",
+                      template_folder="templates")
+
+MENU = "Users & Groups"
+# view, menu label, what the page manages (shown while the SoftPak is not licensed)
+PAGES = (
+    ("mailboxes", "User Mailboxes", "view and delete incoming mail on a per-user basis"),
+    ("aliases", "Aliases", "incoming addresses that deliver to an existing address without an account"),
+    ("responders", "Auto-Responders", "automatic replies, e.g. while a user is on vacation"),
+    ("lists", "Distribution Lists", "one address that delivers to two or more addresses"),
+    ("forwarders", "Forwarders", "route a user's mail to another address, optionally keeping a copy"),
+)
+
+
+def menu_pages(softpak_id: str) -> list[dict]:
+    return [{"menu": f"{MENU} > {label}", "title": f"Users: {label}", "softpak": softpak_id,
+             "blueprint": blueprint, "endpoint": f"{blueprint.name}.{view}",
+             "help": f"mailserver-{view}", "purpose": purpose}
+            for view, label, purpose in PAGES]
+
+
+@blueprint.before_request
+def ensure_tables():
+    # As the CLI does per command: the SoftPak's tables exist on any box it is
+    # installed on, even one created before the SoftPak was.
+    from webui.context import store
+    plugins.apply_softpak_migrations(store())
+
+
+from . import aliases, forwarders, lists, mailboxes, responders  # noqa: E402,F401  (routes)

@@ -1,0 +1,89 @@
+"""Users & Groups > User Mailboxes: pick a user, then Details lists the
+mailbox (sortable by From, Subject, Size); a message opens in its own window
+as text; Delete removes the selected messages, Purge all of them."""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+
+from .. import directory, maildir
+from . import blueprint
+from .common import actor, render, store, users
+
+SORT_KEYS = {
+    "date": lambda m: m.id,   # Maildir names start with the delivery time
+    "from": lambda m: m.sender.lower(),
+    "subject": lambda m: m.subject.lower(),
+    "size": lambda m: m.size,
+}
+MAX_SHOWN_BYTES = 2 * 1024 * 1024
+
+
+def _mailbox(user: str):
+    """The Maildir of a product user; 404 for any other name."""
+    if not directory.is_user(store(), user):
+        abort(404)
+    return maildir.mailbox_path(store(), store().data_dir, user, store().get("email.domain"))
+
+
+@blueprint.route("/mailboxes")
+def mailboxes():
+    user = request.args.get("user", "")
+    if not user:
+        return render("mailserver/mailboxes.html", users=users(), user="", listing=None)
+    sort = request.args.get("sort", "date")
+    sort = sort if sort in SORT_KEYS else "date"
+    descending = request.args.get("order") == "desc"
+    listing = sorted(maildir.messages(_mailbox(user)), key=SORT_KEYS[sort], reverse=descending)
+    return render("mailserver/mailboxes.html", users=users(), user=user, listing=listing, sort=sort,
+                  descending=descending, form=FlaskForm())
+
+
+@blueprint.route("/mailboxes/<user>/delete", methods=["POST"])
+def mailboxes_delete(user: str):
+    path = _mailbox(user)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    chosen = request.form.getlist("message")
+    if not chosen:
+        flash("Select one or more messages first.", "error")
+    else:
+        deleted = sum(maildir.remove(path, message_id) for message_id in chosen)
+        store().audit(actor(), f"delete {deleted} message(s) from the mailbox of {user}")
+        flash(f"{deleted} message(s) deleted.", "ok")
+    return redirect(request.form.get("back") if _is_local(request.form.get("back"))
+                    else url_for(".mailboxes", user=user))
+
+
+@blueprint.route("/mailboxes/<user>/purge", methods=["GET", "POST"])
+def mailboxes_purge(user: str):
+    path = _mailbox(user)
+    form = FlaskForm()
+    if form.validate_on_submit():
+        count = maildir.purge(path)
+        store().audit(actor(), f"purge the mailbox of {user} ({count} message(s))")
+        flash(f"Purged: {count} message(s) deleted from the mailbox of {user}.", "ok")
+        return redirect(url_for(".mailboxes", user=user))
+    return render("mailserver/mailbox_purge.html", user=user, form=form,
+                  count=len(maildir.messages(path)))
+
+
+@blueprint.route("/mailboxes/<user>/message/<message_id>")
+def mailboxes_message(user: str, message_id: str):
+    stored = maildir.find(_mailbox(user), message_id)
+    if stored is None:
+        abort(404)
+    with open(stored.path, "rb") as handle:
+        raw = handle.read(MAX_SHOWN_BYTES + 1)
+    # Shown as text inside <pre> with Jinja's escaping: markup in a message is
+    # displayed, never interpreted.
+    response = render_template("mailserver/message.html", user=user, stored=stored,
+                               text=raw[:MAX_SHOWN_BYTES].decode("utf-8", errors="replace"),
+                               truncated=len(raw) > MAX_SHOWN_BYTES)
+    # This window loads nothing at all, not even the box's own script.
+    return response, 200, {"Content-Security-Policy": "default-src 'none'; style-src 'self'"}
+
+
+def _is_local(url: str | None) -> bool:
+    return bool(url) and url.startswith("/") and not url.startswith("//")
