@@ -5,20 +5,32 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= $(CURDIR)/build/dev-data
 APT_PACKAGES := swaks postfix dnsmasq-base openssl ca-certificates chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
+# Building and booting the firmware image (qemu/); the system tests need them too.
+IMAGE_APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils squashfs-tools grub-pc-bin grub-common \
+	dosfstools mtools fdisk genimage
+# Only for the aarch64 image: arm64 maintainer scripts under emulation, UEFI firmware.
+IMAGE_AARCH64_APT_PACKAGES := qemu-user-static binfmt-support arch-test qemu-system-arm qemu-efi-aarch64
+ARCH ?= x86_64
+IMAGE := build/gatebox-$(ARCH).img
+# The image is rebuilt when any of these is newer than it.
+IMAGE_SOURCES := pyproject.toml $(shell find firmware webui softpaks rootfs-overlay qemu buildroot/board \
+	-type f ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: run dev test deps apt venv bench clean
+.PHONY: run dev test deps apt image-apt venv bench bench-image clean image image-aarch64
 
-run: dev
+# Boots the firmware image under QEMU (built first when missing or out of date).
+run: image
+	$(PYTHON) qemu/boot.py --arch $(ARCH)
 
 # Runs the stack locally on unprivileged ports (the firmware image will replace this).
 dev: venv
 	@test -f $(DATA)/gatebox.db || $(VENV)/bin/gatebox --data $(DATA) init --domain example.com
 	$(VENV)/bin/gatebox --data $(DATA) run --bind 127.0.0.1 --smtp-port 2525 --submission-port 2587
 
-test: deps
+test: deps image
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
-deps: apt venv
+deps: apt image-apt venv
 
 # policy-rc.d (exit 101) keeps the packages from starting the system Dovecot (it would take
 # ports 110/143); gatebox runs its own private Dovecot. A policy-rc.d already there is left alone.
@@ -36,6 +48,25 @@ apt:
 		exit $$status; \
 	fi
 
+image-apt:
+	@missing=""; for p in $(IMAGE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+image: $(IMAGE)
+
+build/gatebox-%.img: $(IMAGE_SOURCES) | image-apt
+	qemu/build-image.sh $*
+
+# Needs binfmt_misc for arm64 (qemu-user-static); says so and stops when absent.
+image-aarch64: image-apt
+	@DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(IMAGE_AARCH64_APT_PACKAGES) >/dev/null
+	@qemu/can-run-arm64.sh
+	$(MAKE) build/gatebox-aarch64.img
+
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml vendor/pyproject.toml
@@ -45,6 +76,10 @@ $(VENV)/.installed: pyproject.toml vendor/pyproject.toml
 
 bench: deps
 	$(PY) bench/relay_throughput.py
+
+# Image size, boot time to SMTP/HTTPS, service memory in a 256 MB guest.
+bench-image: deps image
+	$(PY) bench/image.py
 
 clean:
 	rm -rf build $(VENV)

@@ -13,7 +13,6 @@ import ctypes
 import fcntl
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -235,7 +234,7 @@ def main(argv=None) -> int:
           f"Ctrl-A X quits, Ctrl-A C toggles the QEMU monitor")
     for name, guest in GUEST_PORTS.items():
         print(f"  {name:<10} guest port {guest:<4} -> 127.0.0.1:{machine.ports[name]}")
-    print(f"  admin URL  {machine.urls()['admin']}  (once the web UI is in the image)\n", flush=True)
+    print(f"  admin URL  {machine.urls()['admin']}\n", flush=True)
     return subprocess.call(machine.command("mon:stdio"))
 
 

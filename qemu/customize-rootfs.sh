@@ -6,22 +6,21 @@ set -eu
 root=$1 arch=$2 wheels=$3 top=$4
 in_root() { chroot "$root" "$@"; }
 
-# Package scripts may have replaced resolv.conf; pip below may need DNS.
+# apt-get download (aarch64, below) needs DNS; package scripts may have
+# replaced resolv.conf with systemd-resolved's link.
 if [ -L "$root/etc/resolv.conf" ]; then
     rm "$root/etc/resolv.conf"
     cp /etc/resolv.conf "$root/etc/resolv.conf"
 fi
 
-# The project and its dependencies. x86_64 gets every wheel from the build
-# host; other architectures fetch their compiled wheels from the index.
+# The project and its dependencies, every wheel prepared by build-image.sh.
 mkdir -p "$root/tmp/wheels"
 cp "$wheels"/*.whl "$root/tmp/wheels/"
-index=--no-index
-[ "$arch" = x86_64 ] || index=--prefer-binary
 in_root python3 -m venv /opt/gatebox/venv
 in_root /opt/gatebox/venv/bin/pip install -q --no-cache-dir --disable-pip-version-check \
-    $index --find-links /tmp/wheels gatebox
+    --no-index --find-links /tmp/wheels gatebox
 in_root /opt/gatebox/venv/bin/pip uninstall -q -y pip setuptools
+ln -s /opt/gatebox/venv/bin/gatebox "$root/usr/bin/gatebox"
 rm -rf "$root/tmp/wheels"
 
 tar -C "$top/rootfs-overlay" -cf - . | tar -C "$root" -xf - --keep-directory-symlink --no-same-owner
@@ -34,7 +33,8 @@ else
 fi
 
 in_root systemd-sysusers
-in_root systemctl preset $(awk '$1 == "enable" || $1 == "disable" {print $2}' \
+# shellcheck disable=SC2046 # one unit name per word
+in_root systemctl --quiet preset $(awk '$1 == "enable" || $1 == "disable" {print $2}' \
     "$root/usr/lib/systemd/system-preset/20-gatebox.preset")
 in_root passwd -q -l root
 
@@ -57,12 +57,13 @@ kver=$(ls "$root/usr/lib/modules")
 ( cd "$root/usr/lib/modules/$kver/kernel" &&
   rm -rf sound drivers/gpu drivers/media drivers/net/wireless drivers/infiniband \
          drivers/staging drivers/iio drivers/comedi drivers/isdn drivers/bluetooth \
-         drivers/target net/bluetooth net/wireless net/mac80211 )
+         drivers/target net/bluetooth net/wireless net/mac80211 arch/x86/kvm )
 in_root depmod "$kver"
-echo MODULES=list > "$root/etc/initramfs-tools/conf.d/gatebox"
+printf "MODULES=list\nCOMPRESS=gzip\n" > "$root/etc/initramfs-tools/conf.d/gatebox"
 cat >> "$root/etc/initramfs-tools/modules" <<MODULES
 squashfs
 virtio_pci
+virtio_mmio
 virtio_blk
 virtio_scsi
 ahci
@@ -78,5 +79,13 @@ MODULES
 in_root update-initramfs -u -k "$kver" >/dev/null
 ln -sf "boot/vmlinuz-$kver" "$root/vmlinuz"
 ln -sf "boot/initrd.img-$kver" "$root/initrd.img"
+
+# GRUB's arm64 EFI modules exist only as an arm64 package: take them with the
+# new root's apt (still configured here) for the build host's grub-mkimage.
+if [ "$arch" = aarch64 ]; then
+    ( cd "$root/tmp" && in_root sh -c 'cd /tmp && apt-get download -q grub-efi-arm64-bin' >/dev/null )
+    dpkg-deb -x "$root"/tmp/grub-efi-arm64-bin_*.deb "$wheels/../grub-arm64"
+    rm -f "$root"/tmp/grub-efi-arm64-bin_*.deb
+fi
 
 rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/"* "$root/var/cache/.[!.]"* 2>/dev/null || true

@@ -4,7 +4,7 @@ uses) and MACHINE_ID. The block is a fixed 1024-byte file that GRUB itself
 rewrites in place at boot, so it must keep that size exactly.
 
     bootenv.py FILE                 print the variables
-    bootenv.py FILE KEY=VALUE ...   set variables
+    bootenv.py FILE KEY=VALUE ...   set variables (makes FILE when missing)
 """
 
 from __future__ import annotations
@@ -17,8 +17,11 @@ SIZE = 1024
 
 
 def read(path: str) -> dict[str, str]:
-    with open(path, "rb") as handle:
-        block = handle.read()
+    try:
+        with open(path, "rb") as handle:
+            block = handle.read()
+    except FileNotFoundError:
+        return {}
     if not block.startswith(HEADER):
         raise ValueError(f"{path}: not a GRUB environment block")
     values = {}
