@@ -28,7 +28,8 @@ run-image: image
 # Runs the stack locally on unprivileged ports (the firmware image will replace this).
 dev: venv
 	@test -f $(DATA)/gatebox.db || $(VENV)/bin/gatebox --data $(DATA) init --domain example.com
-	$(VENV)/bin/gatebox --data $(DATA) run --bind 127.0.0.1 --smtp-port 2525 --submission-port 2587
+	@echo "web admin: https://127.0.0.1:2443/ (self-signed certificate)"
+	$(VENV)/bin/gatebox --data $(DATA) run --bind 127.0.0.1 --smtp-port 2525 --submission-port 2587 --http-port 2443
 
 # The QEMU system tests (tests/system/test_appliance.py) join the suite once the
 # image builds from a clean checkout; until then `make system-test` runs them.
