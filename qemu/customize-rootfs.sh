@@ -23,7 +23,16 @@ in_root /opt/gatebox/venv/bin/pip uninstall -q -y pip setuptools
 ln -s /opt/gatebox/venv/bin/gatebox "$root/usr/bin/gatebox"
 rm -rf "$root/tmp/wheels"
 
+# GRUB's arm64 EFI modules exist only as an arm64 package: take them with the
+# new root's apt (still configured here) for the build host's grub-mkimage.
+if [ "$arch" = aarch64 ]; then
+    in_root sh -c 'cd /tmp && apt-get download -q grub-efi-arm64-bin' >/dev/null
+    dpkg-deb -x "$root"/tmp/grub-efi-arm64-bin_*.deb "$wheels/../grub-arm64"
+    rm -f "$root"/tmp/grub-efi-arm64-bin_*.deb
+fi
+
 tar -C "$top/rootfs-overlay" -cf - . | tar -C "$root" -xf - --keep-directory-symlink --no-same-owner
+mkdir -p "$root/etc/gatebox"   # build-time files below; git keeps no empty directory
 
 # Serve the admin UI only when this build's `gatebox run` can.
 if in_root /opt/gatebox/venv/bin/gatebox run --help | grep -q -- --http-port; then
@@ -79,13 +88,5 @@ MODULES
 in_root update-initramfs -u -k "$kver" >/dev/null
 ln -sf "boot/vmlinuz-$kver" "$root/vmlinuz"
 ln -sf "boot/initrd.img-$kver" "$root/initrd.img"
-
-# GRUB's arm64 EFI modules exist only as an arm64 package: take them with the
-# new root's apt (still configured here) for the build host's grub-mkimage.
-if [ "$arch" = aarch64 ]; then
-    ( cd "$root/tmp" && in_root sh -c 'cd /tmp && apt-get download -q grub-efi-arm64-bin' >/dev/null )
-    dpkg-deb -x "$root"/tmp/grub-efi-arm64-bin_*.deb "$wheels/../grub-arm64"
-    rm -f "$root"/tmp/grub-efi-arm64-bin_*.deb
-fi
 
 rm -rf "$root/var/lib/apt/lists/"* "$root/var/cache/"* "$root/var/cache/.[!.]"* 2>/dev/null || true
