@@ -7,7 +7,7 @@ DATA ?= $(CURDIR)/build/dev-data
 APT_PACKAGES := swaks postfix dnsmasq-base openssl ca-certificates chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
 # Building and booting the firmware image (qemu/); the system tests need them too.
 IMAGE_APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils squashfs-tools grub-pc-bin grub-common \
-	dosfstools mtools fdisk genimage
+	dosfstools mtools fdisk genimage rauc
 # Only for the aarch64 image: arm64 maintainer scripts under emulation, UEFI firmware.
 IMAGE_AARCH64_APT_PACKAGES := qemu-user-static binfmt-support arch-test qemu-system-arm qemu-efi-aarch64
 ARCH ?= x86_64
@@ -16,7 +16,7 @@ IMAGE := build/gatebox-$(ARCH).img
 IMAGE_SOURCES := pyproject.toml $(shell find firmware webui softpaks rootfs-overlay qemu buildroot/board \
 	-type f ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: run run-image system-test dev test deps apt image-apt venv bench bench-image clean image image-aarch64
+.PHONY: run run-image system-test dev test deps apt image-apt venv bench bench-image clean image image-aarch64 bundle
 
 # Until the firmware image builds from a clean checkout, `make run` runs the
 # stack locally; `make run-image` boots the image under QEMU (work in progress).
@@ -69,6 +69,11 @@ image: $(IMAGE)
 
 build/gatebox-%.img: $(IMAGE_SOURCES) | image-apt
 	qemu/build-image.sh $*
+
+# A signed update bundle of the image's root slot: build/gatebox-$(ARCH)-VERSION.raucb
+# (GATEBOX_BUNDLE_VERSION=x.y.z stamps another version; see qemu/build-bundle.sh).
+bundle: $(IMAGE) | image-apt
+	qemu/build-bundle.sh $(ARCH)
 
 # Needs binfmt_misc for arm64 (qemu-user-static); says so and stops when absent.
 image-aarch64: image-apt

@@ -11,6 +11,7 @@ import click
 
 from firmware import __version__, accounts, plugins
 from firmware.config import SettingError, Store, declarations
+from firmware.system.update.errors import UpdateError
 
 DEFAULT_DATA = "/data"
 
@@ -35,10 +36,10 @@ def fail(message: str, code: int = 1):
 
 @contextlib.contextmanager
 def reported():
-    """A refused value or account change ends the command with its message."""
+    """A refused value, account change or firmware update ends the command with its message."""
     try:
         yield
-    except (SettingError, accounts.AccountError) as error:
+    except (SettingError, accounts.AccountError, UpdateError) as error:
         fail(str(error))
 
 
@@ -200,6 +201,10 @@ def _register_subcommands():
     from firmware.licensing.cli import license_group, softpak_group
     main.add_command(license_group)
     main.add_command(softpak_group)
+    from firmware.system.update.cli import firmware_group
+    main.add_command(firmware_group)
+    from firmware.system.usb.cli import usb_group
+    main.add_command(usb_group)
     # Always registered: unlicensed, they say so instead of vanishing.
     from softpaks.mailserver.cli import MAILSERVER_COMMANDS
     for command in MAILSERVER_COMMANDS:

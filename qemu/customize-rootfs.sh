@@ -34,6 +34,18 @@ fi
 tar -C "$top/rootfs-overlay" -cf - . | tar -C "$root" -xf - --keep-directory-symlink --no-same-owner
 mkdir -p "$root/etc/gatebox"   # build-time files below; git keeps no empty directory
 
+# ---- firmware updates (RAUC) ----
+# The CA that signs update bundles is RAUC's keyring (a development CA made
+# in build/keys/ unless GATEBOX_UPDATE_CA names the production one); the
+# compatible string names this architecture; the version file is what the
+# running slot reports (build-bundle.sh re-stamps it for a newer bundle).
+if [ -z "${GATEBOX_UPDATE_CA:-}" ]; then "$top/qemu/dev-keys.sh" "$top/build/keys" >/dev/null; fi
+cp "${GATEBOX_UPDATE_CA:-$top/build/keys/ca.cert.pem}" "$root/etc/rauc/keyring.pem"
+sed -i "s/^compatible=gatebox-.*/compatible=gatebox-$arch/" "$root/etc/rauc/system.conf"
+in_root /opt/gatebox/venv/bin/python -c 'import firmware; print(firmware.__version__)' \
+    > "$root/etc/gatebox/version"
+# ---- end of firmware updates ----
+
 # Serve the admin UI only when this build's `gatebox run` can.
 if in_root /opt/gatebox/venv/bin/gatebox run --help | grep -q -- --http-port; then
     echo "GATEBOX_HTTP_OPTIONS=--http-port 443" > "$root/etc/gatebox/run-options"

@@ -14,7 +14,7 @@ from pathlib import Path
 from flask import Flask, g, session
 from flask_wtf.csrf import CSRFProtect
 
-from firmware import __version__
+from firmware.system.update.versions import running_version
 
 IDLE_TIMEOUT_SECONDS = 15 * 60
 # How `gatebox run` tells the gunicorn process (webui.wsgi) what to serve.
@@ -72,7 +72,8 @@ def create_app(data_dir, *, secure_cookies: bool = True, idle_timeout: int = IDL
     @app.context_processor
     def common():
         from .menu import current_page, menu_tree
-        return {"version": __version__, "menu_tree": menu_tree, "page": current_page(),
+        # The slot's stamped version: a re-stamped bundle shows what it is.
+        return {"version": running_version(), "menu_tree": menu_tree, "page": current_page(),
                 "signed_in": session.get("admin"), "license_warnings": _license_warnings()}
 
     return app

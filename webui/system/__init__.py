@@ -10,7 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField
 from wtforms.validators import DataRequired
 
-from firmware import __version__, accounts
+from firmware import accounts
 from firmware.config import schema
 from firmware.licensing import LicenseError, remove, stored_licenses
 
@@ -68,11 +68,6 @@ def network():
     return settings_view(schema.SYSTEM_MENU)
 
 
-@blueprint.route("/firmware")
-def firmware():
-    return render_template("firmware.html", version=__version__)
-
-
 @blueprint.route("/audit")
 def audit():
     rows = context.store().audit_log(AUDIT_LIMIT)
@@ -81,3 +76,6 @@ def audit():
 
 def _when(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+from . import firmware_pages  # noqa: E402,F401  (System > Firmware routes on this blueprint)
