@@ -66,8 +66,8 @@ def _core_tree() -> tuple:
                  "email_server.queue_settings", "email-queue-settings", depth=1),
         )),
         Menu("Users & Groups", (
+            # Groups (and the rest of this menu) come with the Mail Server SoftPak.
             Page("Users", "Users & Groups: Users", "users_groups.users", "users"),
-            Page("Groups", "Users & Groups: Groups", "users_groups.groups", "groups"),
         )),
         Menu("Support & Diagnostics", (
             Page("Support & Diagnostics", "Support & Diagnostics", "support.index", "support"),

@@ -10,8 +10,9 @@ queue, and Dovecot gives way to a stand-in that tells clients why.
 
 Stand-alone mode: local domains, mailboxes (maildir), aliases, distribution
 lists, forwarders, auto-responders, catch-all, archive copies (local_delivery,
-expansion, routing), POP3/IMAP4 through a private Dovecot (dovecot,
-checkpassword, access), the Users & Groups commands (cli) and pages (web)."""
+expansion, routing), groups and their Email permission (groups), POP3/IMAP4
+through a private Dovecot (dovecot, checkpassword, access), the Users &
+Groups commands (cli) and pages (web)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,8 @@ def gatebox_migrations():
 
 @hookimpl
 def gatebox_policy_checks(store):
-    from .routing import unaddressable_check
-    return [unaddressable_check(store)]
+    from .routing import sender_permission_check, unaddressable_check
+    return [unaddressable_check(store), sender_permission_check(store)]
 
 
 @hookimpl

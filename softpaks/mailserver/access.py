@@ -7,11 +7,13 @@ from __future__ import annotations
 from firmware import accounts
 from firmware.mail.addresses import in_networks
 
-from . import directory
+from . import directory, groups
 
 UNLICENSED = ("Mailbox access is off: the Mail Server SoftPak is not licensed on this box. "
               "Your mail is kept; ask the administrator to activate a license key "
               "(System > Licenses).")
+NO_EMAIL = ("Your account has no Email permission on this box, so it has no mailbox "
+            "(Users & Groups > Groups). Mail already in it is kept; ask the administrator.")
 OFFSITE = ("Off-site access to POP/IMAP is not allowed on this box "
            "(Email Server > Settings > Advanced > Allow off-site access to POP/IMAP).")
 
@@ -36,3 +38,9 @@ def refusal(store, client_ip: str, settings, licensed: bool) -> str | None:
 
 def password_ok(store, name: str, password: str) -> bool:
     return accounts.authenticate(store, name, password)
+
+
+def account_refusal(store, name: str) -> str | None:
+    """Why this account, its password checked, may not open its mailbox, or None.
+    Asked only after the password so it tells strangers nothing about accounts."""
+    return None if groups.has_email(store, name) else NO_EMAIL

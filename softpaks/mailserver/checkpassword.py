@@ -7,8 +7,9 @@ second copy of any password exists, and answers with the user's Maildir.
 
 Reads "name\\0password\\0..." from fd 3. Exit 1: wrong name or password;
 111: temporary failure. A refusal that is not about the password (license
-lapsed, off-site client) is answered as Dovecot's `nologin` with a `reason`,
-so the client sees why instead of "authentication failed"."""
+lapsed, off-site client, no Email permission) is answered as Dovecot's
+`nologin` with a `reason`, so the client sees why instead of
+"authentication failed"."""
 
 from __future__ import annotations
 
@@ -51,8 +52,10 @@ def main(argv: list[str]) -> int:
         return AUTH_FAILED
     refused = access.refusal(store, os.environ.get("TCPREMOTEIP", ""), settings,
                              is_licensed(store))
-    if refused is None and not access.password_ok(store, name, password):
-        return AUTH_FAILED
+    if refused is None:
+        if not access.password_ok(store, name, password):
+            return AUTH_FAILED
+        refused = access.account_refusal(store, name)
     if refused is not None:
         fields = {"USER": name, "nologin": "Y", "reason": refused}
     else:

@@ -1,4 +1,4 @@
-"""`gatebox alias|list|forwarder|responder|domain|mailbox`: Users & Groups
+"""`gatebox group|alias|list|forwarder|responder|domain|mailbox`: Users & Groups
 from the shell, so an installer can script a box. Always registered; while
 the SoftPak is not licensed every command says so and changes nothing."""
 
@@ -8,7 +8,7 @@ import click
 
 from firmware import plugins
 
-from . import directory, is_licensed, maildir
+from . import directory, groups, is_licensed, maildir
 
 NOT_LICENSED = ("the Mail Server SoftPak is not licensed on this box, so {what} are not "
                 "available; activate a key with 'gatebox license activate KEY' "
@@ -33,6 +33,92 @@ def _run(action):
         fail(str(error))
 
 
+def _delete_command(parent, what: str, delete, done: str, argument: str = "name"):
+    """The `del` command of a Users & Groups object: delete(store, name, actor=...),
+    then `done` with {} for the name."""
+    @parent.command("del")
+    @click.argument(argument)
+    @click.pass_context
+    def command(ctx, **given):
+        name = given[argument].lower()
+        store = _store(ctx, what)
+        _run(lambda: delete(store, name, actor="cli"))
+        click.echo(done.format(name))
+    return command
+
+
+# ---- groups ----------------------------------------------------------------------
+@click.group("group")
+def group_group():
+    """Users & Groups > Groups: groups of users and the permissions they give (Email)."""
+
+
+def _describe_group(item) -> str:
+    given = "email" if item.email else "no email"
+    joins = ", new users join" if item.new_users else ""
+    return f"{item.name} ({given}{joins}): {', '.join(item.members) or '(no members)'}"
+
+
+@group_group.command("add")
+@click.argument("name")
+@click.option("--email/--no-email", default=True, show_default=True,
+              help="Members may have a mailbox: receive and send mail, use POP3/IMAP.")
+@click.option("--new-users/--no-new-users", default=False, show_default=True,
+              help="Accounts added from now on join this group.")
+@click.option("--member", "members", multiple=True, metavar="USER", help="A member (repeat for more).")
+@click.pass_context
+def group_add(ctx, name, email, new_users, members):
+    store = _store(ctx, "groups")
+    _run(lambda: groups.save_group(store, name, email=email, new_users=new_users, members=members,
+                                   actor="cli"))
+    click.echo(_describe_group(groups.group(store, name.strip().lower())))
+
+
+@group_group.command("set")
+@click.argument("name")
+@click.option("--email/--no-email", default=None, help="Give or take away the Email permission.")
+@click.option("--new-users/--no-new-users", default=None, help="Whether new accounts join.")
+@click.pass_context
+def group_set(ctx, name, email, new_users):
+    """Change what group NAME gives; its members stay."""
+    store = _store(ctx, "groups")
+    _run(lambda: groups.set_permissions(store, name.lower(), email=email, new_users=new_users,
+                                        actor="cli"))
+    click.echo(_describe_group(groups.group(store, name.lower())))
+
+
+def _membership_command(verb: str, change, help_text: str):
+    @group_group.command(verb, help=help_text)
+    @click.argument("name")
+    @click.argument("users", nargs=-1, required=True)
+    @click.pass_context
+    def command(ctx, name, users):
+        store = _store(ctx, "groups")
+        _run(lambda: change(store, name.lower(), users, actor="cli"))
+        click.echo(_describe_group(groups.group(store, name.lower())))
+    return command
+
+
+group_join = _membership_command("join", groups.join, "Make USERs members of group NAME.")
+group_leave = _membership_command("leave", groups.leave,
+                                  "Take USERs out of group NAME (their mail is kept).")
+
+
+group_del = _delete_command(group_group, "groups", groups.delete_group, "deleted group {}")
+
+
+@group_group.command("list")
+@click.pass_context
+def group_list(ctx):
+    """Every group, then the users no group gives Email permission."""
+    store = _store(ctx, "groups")
+    for item in groups.groups(store):
+        click.echo(_describe_group(item))
+    without = groups.users_without_email(store)
+    if without:
+        click.echo(f"without Email permission: {', '.join(without)}")
+
+
 # ---- aliases ---------------------------------------------------------------------
 @click.group("alias")
 def alias_group():
@@ -50,13 +136,7 @@ def alias_add(ctx, name, target):
     click.echo(f"alias {name.lower()} -> {target}")
 
 
-@alias_group.command("del")
-@click.argument("name")
-@click.pass_context
-def alias_del(ctx, name):
-    store = _store(ctx, "aliases")
-    _run(lambda: directory.delete_alias(store, name.lower(), actor="cli"))
-    click.echo(f"deleted alias {name.lower()}")
+alias_del = _delete_command(alias_group, "aliases", directory.delete_alias, "deleted alias {}")
 
 
 @alias_group.command("list")
@@ -94,13 +174,8 @@ def list_remove(ctx, name, members):
     click.echo(f"list {name.lower()}: {', '.join(directory.list_members(store, name.lower()) or [])}")
 
 
-@list_group.command("del")
-@click.argument("name")
-@click.pass_context
-def list_del(ctx, name):
-    store = _store(ctx, "distribution lists")
-    _run(lambda: directory.delete_list(store, name.lower(), actor="cli"))
-    click.echo(f"deleted list {name.lower()}")
+list_del = _delete_command(list_group, "distribution lists", directory.delete_list,
+                           "deleted list {}")
 
 
 @list_group.command("show")
@@ -136,13 +211,8 @@ def forwarder_add(ctx, user, target, keep_copy):
     click.echo(f"forwarder {user.lower()} -> {target}{' (keeping a local copy)' if keep_copy else ''}")
 
 
-@forwarder_group.command("del")
-@click.argument("user")
-@click.pass_context
-def forwarder_del(ctx, user):
-    store = _store(ctx, "forwarders")
-    _run(lambda: directory.delete_forwarder(store, user.lower(), actor="cli"))
-    click.echo(f"deleted forwarder of {user.lower()}")
+forwarder_del = _delete_command(forwarder_group, "forwarders", directory.delete_forwarder,
+                                "deleted forwarder of {}", argument="user")
 
 
 @forwarder_group.command("list")
@@ -268,5 +338,5 @@ def mailbox_purge(ctx, user):
     click.echo(f"purged {maildir.purge(_mailbox(ctx, user))} message(s)")
 
 
-MAILSERVER_COMMANDS = [alias_group, list_group, forwarder_group, responder_group, domain_group,
-                       mailbox_group]
+MAILSERVER_COMMANDS = [group_group, alias_group, list_group, forwarder_group, responder_group,
+                       domain_group, mailbox_group]

@@ -74,20 +74,20 @@ def _free(store, name: str, what: str):
         raise DirectoryError(f"{what} '{name}': the name is already used by a {taken}")
 
 
-def _user(store, name: str) -> str:
+def existing_user(store, name: str) -> str:
     name = local_name(name, "user")
     if not is_user(store, name):
         raise DirectoryError(f"user '{name}': no such user (add it with 'gatebox user add')")
     return name
 
 
-def _verb(replacing: str | None, name: str) -> str:
+def change_verb(replacing: str | None, name: str) -> str:
     if not replacing:
         return "add"
     return "modify" if replacing == name else f"rename {replacing} to"
 
 
-def _changed(store, actor: str, what: str):
+def record_change(store, actor: str, what: str):
     store.audit(actor, what)
     store._bump_generation()
 
@@ -103,14 +103,14 @@ def add_alias(store, name: str, to: str, actor: str = "system", replacing: str |
             raise DirectoryError(f"alias '{replacing}': no such alias")
         _free(store, name, "alias")
         store.db.execute("INSERT INTO mail_aliases(name, target) VALUES(?, ?)", [name, to])
-        _changed(store, actor, f"{_verb(replacing, name)} alias {name} -> {to}")
+        record_change(store, actor, f"{change_verb(replacing, name)} alias {name} -> {to}")
 
 
 def delete_alias(store, name: str, actor: str = "system"):
     with transaction(store.db):
         if store.db.execute("DELETE FROM mail_aliases WHERE name = ?", [name]).rowcount == 0:
             raise DirectoryError(f"alias '{name}': no such alias")
-        _changed(store, actor, f"delete alias {name}")
+        record_change(store, actor, f"delete alias {name}")
 
 
 def aliases(store) -> dict[str, str]:
@@ -131,7 +131,7 @@ def add_list(store, name: str, members, actor: str = "system"):
         for member in parsed:
             store.db.execute("INSERT OR IGNORE INTO mail_list_members(list, member) VALUES(?, ?)",
                              [name, member])
-        _changed(store, actor, f"add to list {name}: {', '.join(parsed)}")
+        record_change(store, actor, f"add to list {name}: {', '.join(parsed)}")
 
 
 def save_list(store, name: str, members, actor: str = "system", replacing: str | None = None):
@@ -151,7 +151,7 @@ def save_list(store, name: str, members, actor: str = "system", replacing: str |
         for member in parsed:
             store.db.execute("INSERT INTO mail_list_members(list, member) VALUES(?, ?)",
                              [name, member])
-        _changed(store, actor, f"{_verb(replacing, name)} list {name}: {', '.join(parsed)}")
+        record_change(store, actor, f"{change_verb(replacing, name)} list {name}: {', '.join(parsed)}")
 
 
 def remove_list_members(store, name: str, members, actor: str = "system"):
@@ -159,15 +159,23 @@ def remove_list_members(store, name: str, members, actor: str = "system"):
         for member in members:
             store.db.execute("DELETE FROM mail_list_members WHERE list = ? AND member = ?",
                              [name, target(member, "list member")])
-        _changed(store, actor, f"remove from list {name}: {', '.join(members)}")
+        record_change(store, actor, f"remove from list {name}: {', '.join(members)}")
 
 
 def delete_list(store, name: str, actor: str = "system"):
+    delete_with_members(store, name, "mail_lists", "mail_list_members", "list",
+                        f"distribution list '{name}': no such list", f"delete list {name}", actor)
+
+
+def delete_with_members(store, name: str, table: str, members_table: str, owner_column: str,
+                        missing: str, what: str, actor: str):
+    """Deletes a list or group and its members in one transaction; foreign
+    keys are not enforced on this database, so members go by hand."""
     with transaction(store.db):
-        store.db.execute("DELETE FROM mail_list_members WHERE list = ?", [name])
-        if store.db.execute("DELETE FROM mail_lists WHERE name = ?", [name]).rowcount == 0:
-            raise DirectoryError(f"distribution list '{name}': no such list")
-        _changed(store, actor, f"delete list {name}")
+        store.db.execute(f"DELETE FROM {members_table} WHERE {owner_column} = ?", [name])
+        if store.db.execute(f"DELETE FROM {table} WHERE name = ?", [name]).rowcount == 0:
+            raise DirectoryError(missing)
+        record_change(store, actor, what)
 
 
 def lists(store) -> dict[str, list[str]]:
@@ -191,20 +199,20 @@ def set_forwarder(store, name: str, to: str, keep_copy: bool = False, actor: str
     """`replacing`: the user whose forwarder this one takes the place of."""
     to = target(to, "forwarder target")
     with transaction(store.db):
-        name = _user(store, name)
+        name = existing_user(store, name)
         if replacing and replacing != name:
             store.db.execute("DELETE FROM mail_forwarders WHERE name = ?", [replacing])
         store.db.execute("INSERT INTO mail_forwarders(name, target, keep_copy) VALUES(?, ?, ?) "
                          "ON CONFLICT(name) DO UPDATE SET target = excluded.target, "
                          "keep_copy = excluded.keep_copy", [name, to, int(keep_copy)])
-        _changed(store, actor, f"forward {name} -> {to}{' (keep a local copy)' if keep_copy else ''}")
+        record_change(store, actor, f"forward {name} -> {to}{' (keep a local copy)' if keep_copy else ''}")
 
 
 def delete_forwarder(store, name: str, actor: str = "system"):
     with transaction(store.db):
         if store.db.execute("DELETE FROM mail_forwarders WHERE name = ?", [name]).rowcount == 0:
             raise DirectoryError(f"forwarder '{name}': user {name} has no forwarder")
-        _changed(store, actor, f"delete forwarder {name}")
+        record_change(store, actor, f"delete forwarder {name}")
 
 
 def forwarders(store) -> list[Forwarder]:
@@ -227,7 +235,7 @@ def set_responder(store, name: str, message: str, subject: str = "", actor: str 
     if "\n" in subject or "\r" in subject or len(subject) > 200:
         raise DirectoryError("responder subject: one line of at most 200 characters")
     with transaction(store.db):
-        name = _user(store, name)
+        name = existing_user(store, name)
         if replacing and replacing != name:
             store.db.execute("DELETE FROM mail_responders WHERE name = ?", [replacing])
         store.db.execute("INSERT INTO mail_responders(name, subject, message) VALUES(?, ?, ?) "
@@ -235,14 +243,14 @@ def set_responder(store, name: str, message: str, subject: str = "", actor: str 
                          "message = excluded.message", [name, subject, message])
         # A new message is news to everyone: answer senders again.
         store.db.execute("DELETE FROM mail_responder_log WHERE name = ?", [name])
-        _changed(store, actor, f"set auto-responder of {name}")
+        record_change(store, actor, f"set auto-responder of {name}")
 
 
 def clear_responder(store, name: str, actor: str = "system"):
     with transaction(store.db):
         if store.db.execute("DELETE FROM mail_responders WHERE name = ?", [name]).rowcount == 0:
             raise DirectoryError(f"auto-responder '{name}': user {name} has no auto-responder")
-        _changed(store, actor, f"clear auto-responder of {name}")
+        record_change(store, actor, f"clear auto-responder of {name}")
 
 
 def responders(store) -> list[Responder]:

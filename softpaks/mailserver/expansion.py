@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import directory, settings as keys
+from . import directory, groups, settings as keys
 
 MAX_DEPTH = 20
 
 
 class Unknown(Exception):
-    """No user, alias, list or forwarder answers to this address (Reject)."""
+    """No user with Email permission, alias, list or forwarder answers to
+    this address (Reject)."""
 
 
 @dataclass
@@ -55,7 +56,11 @@ def _follow(store, target: str, settings, domains, plan: Plan, seen: set, via_li
         name = target.lower()
     if depth > MAX_DEPTH:
         raise Unknown(f"aliases nest deeper than {MAX_DEPTH} levels at '{name}'")
-    kind = directory.kind_of(store, name)
+    kind = groups.mail_kind(store, name)
+    if kind is None and via_list and directory.is_user(store, name):
+        # A list member without Email permission is left out; the rest of
+        # the list still gets the message.
+        return
     if name in seen:
         # A cycle: a user still gets its copy, anything else stops here.
         if kind == "user":
@@ -84,13 +89,17 @@ def _follow(store, target: str, settings, domains, plan: Plan, seen: set, via_li
         _follow(store, _first_admin(store), settings, domains, plan, seen, via_list, depth + 1)
     elif depth == 0 and settings[keys.UNADDRESSABLE] == "user" and settings[keys.UNADDRESSABLE_USER]:
         catch_all = settings[keys.UNADDRESSABLE_USER]
-        if not directory.is_user(store, catch_all):
-            raise Unknown(f"unaddressable mail goes to '{catch_all}', which is not a user")
+        if groups.mail_kind(store, catch_all) != "user":
+            raise Unknown(f"unaddressable mail goes to '{catch_all}', which is not a user "
+                          "with Email permission")
         plan.add_mailbox(catch_all, via_list)
     else:
         raise Unknown(f"no user, alias or distribution list '{name}'")
 
 
 def _first_admin(store) -> str | None:
-    row = store.db.execute("SELECT name FROM accounts WHERE is_admin = 1 ORDER BY name").fetchone()
-    return row[0] if row else None
+    """The first administrator with Email permission, else the first one
+    (whose missing permission then refuses the mail, as for any user)."""
+    admins = [name for (name,) in store.db.execute(
+        "SELECT name FROM accounts WHERE is_admin = 1 ORDER BY name")]
+    return next((a for a in admins if groups.has_email(store, a)), admins[0] if admins else None)

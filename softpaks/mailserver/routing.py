@@ -1,7 +1,8 @@
 """Stand-alone mode: mail for the local domains goes to the local delivery
-agent, and mail no user, alias, list or forwarder answers to is refused at
-RCPT time when Address Verification says Reject. In every other server type
-(Relay above all) these rules do not apply and the core routes decide."""
+agent, and mail no user (with Email permission), alias, list or forwarder
+answers to is refused at RCPT time when Address Verification says Reject.
+In every other server type (Relay above all) these rules do not apply and
+the core routes decide."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from firmware.mail import addresses
 from firmware.mail.policy import Check, Context, reject
 from firmware.mail.route import Destination
 
-from . import directory, settings as keys
+from . import directory, groups, settings as keys
 
 LOCAL = Destination("local", "mailboxes", 0)
 
@@ -30,7 +31,7 @@ def route_local(recipient: str, direction: str, settings):
 
 
 def is_addressable(store, name: str) -> bool:
-    return directory.kind_of(store, name.lower()) is not None
+    return groups.mail_kind(store, name.lower()) is not None
 
 
 def unaddressable_check(store):
@@ -47,3 +48,15 @@ def unaddressable_check(store):
                                "User unknown in local recipient table")
     # After the core relay and routing checks, which answer first for other domains.
     return Check("mailserver_unaddressable", "rcpt", check, order=30)
+
+
+def sender_permission_check(store):
+    """An account without Email permission may not send through the box
+    either (SMTP AUTH still proves who it is: the answer says why)."""
+    def check(ctx: Context):
+        if not applies(ctx.settings) or not ctx.auth_user or groups.has_email(store, ctx.auth_user):
+            return None
+        return reject("5.7.1", f"<{ctx.auth_user}>: this account has no Email permission on this "
+                               "box (Users & Groups > Groups)")
+    # After the core's sender checks, so a malformed sender hears about that first.
+    return Check("mailserver_email_permission", "mail", check, order=30)

@@ -26,4 +26,30 @@ def _m1_users_and_groups(db):
         PRIMARY KEY (name, sender))""")
 
 
-MIGRATIONS = [(1, _m1_users_and_groups)]
+DEFAULT_GROUP = "default"
+
+
+def _m2_groups(db):
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_groups (
+        name TEXT PRIMARY KEY, email INTEGER NOT NULL DEFAULT 0,
+        new_users INTEGER NOT NULL DEFAULT 0)""")
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_group_members (
+        grp TEXT NOT NULL REFERENCES mail_groups(name) ON DELETE CASCADE,
+        member TEXT NOT NULL, PRIMARY KEY (grp, member))""")
+    # Triggers rather than code in the accounts module: a user added by any
+    # path (setup, web, CLI, an older firmware after a rollback) joins the
+    # groups marked for new users, and a deleted user leaves every group so a
+    # later account of the same name starts afresh.
+    db.execute("""CREATE TRIGGER IF NOT EXISTS mail_groups_new_user AFTER INSERT ON accounts
+        BEGIN INSERT OR IGNORE INTO mail_group_members(grp, member)
+              SELECT name, NEW.name FROM mail_groups WHERE new_users = 1; END""")
+    db.execute("""CREATE TRIGGER IF NOT EXISTS mail_groups_deleted_user AFTER DELETE ON accounts
+        BEGIN DELETE FROM mail_group_members WHERE member = OLD.name; END""")
+    # Until now every account had a mailbox: keep it so on upgrade.
+    db.execute("INSERT OR IGNORE INTO mail_groups(name, email, new_users) VALUES(?, 1, 1)",
+               [DEFAULT_GROUP])
+    db.execute("INSERT OR IGNORE INTO mail_group_members(grp, member) SELECT ?, name FROM accounts",
+               [DEFAULT_GROUP])
+
+
+MIGRATIONS = [(1, _m1_users_and_groups), (2, _m2_groups)]

@@ -1,6 +1,6 @@
 """The Mail Server SoftPak's Users & Groups pages on a licensed stand-alone
-box: Aliases, Distribution Lists, Forwarders and User Mailboxes changed
-through the pages, their effect checked by sending mail with smtplib and
+box: Groups, Aliases, Auto-Responders, Distribution Lists, Forwarders and
+User Mailboxes changed through the pages, their effect checked by sending mail with smtplib and
 reading the mailboxes. One box for the whole module (each test has users of
 its own); a fresh browser per test."""
 
@@ -15,7 +15,7 @@ from tests.support.mailserver import MailBox
 from tests.support.net import wait_until
 
 MAIL = "/users-groups/mail"
-USERS = ("amy", "abe", "lou", "lea", "fay", "fred", "max")
+USERS = ("amy", "abe", "lou", "lea", "fay", "fred", "max", "gil", "ray")
 SCRIPT_SUBJECT = "<script>alert('subject')</script>"
 SCRIPT_BODY = "<script>alert('body')</script><b>not bold</b>"
 
@@ -60,6 +60,98 @@ def wait_for(box, user: str, subject: str):
 def choose(page, name: str, operation: str):
     page.locator(f"tr[data-name='{name}'] input[name=chosen]").check()
     page.click(f"button[value={operation}]")
+
+
+def refused_at_rcpt(box, to: str) -> bool:
+    try:
+        send(box, to, "refused?")
+    except smtplib.SMTPRecipientsRefused as error:
+        return error.recipients[to][0] == 550
+    return False
+
+
+def test_groups_add_modify_delete_and_the_email_permission(admin, box, shot):
+    page = admin
+    page.goto(box.web_url + MAIL + "/groups")
+    expect(page.locator("h1")).to_have_text("Users: Groups")
+    expect(page.locator("tr[data-name=default]")).to_contain_text("gil")
+    page.click("a.button:has-text('Add')")
+    expect(page.locator("h1")).to_have_text("Users: Groups: Edit")
+    expect(page.locator("#email")).to_be_checked()
+    page.fill("#name", "bad name")
+    page.check("#members input[value=gil]")
+    page.click("button[value=apply]")
+    expect(page.locator("#name-rule")).to_contain_text("Group Name 'bad name': must start")
+    expect(page.locator("#members input[value=gil]")).to_be_checked()   # kept for the retry
+    page.fill("#name", "sales")
+    shot(page, "group-add")
+    page.click("button[value=apply]")
+    expect(page.locator(".flash.ok")).to_contain_text("Group sales: Email given; members: gil.")
+    expect(page.locator("tr[data-name=sales]")).to_contain_text("gil")
+
+    choose(page, "default", "modify")
+    expect(page.locator("#members input[value=gil]")).to_be_checked()
+    page.uncheck("#members input[value=gil]")
+    page.click("button[value=apply]")
+    expect(page.locator("tr[data-name=default]")).not_to_contain_text("gil")
+    send(box, "gil@example.com", "through sales")   # sales still gives gil Email
+    wait_for(box, "gil", "through sales")
+
+    choose(page, "sales", "modify")
+    page.fill("#name", "sales-team")
+    page.uncheck("#email")
+    page.click("button[value=apply]")
+    expect(page.locator("tr[data-name=sales-team]")).to_contain_text("no")
+    expect(page.locator(".without-email")).to_contain_text("Without Email permission: gil.")
+    shot(page, "groups")
+    assert refused_at_rcpt(box, "gil@example.com")
+    assert received(box, "gil", "through sales")   # kept
+
+    choose(page, "sales-team", "delete")
+    expect(page.locator(".flash.ok")).to_have_text("Deleted group sales-team.")
+    expect(page.locator("tr[data-name=sales-team]")).to_have_count(0)
+    assert box.cli("group", "list").stdout.splitlines()[-1] == "without Email permission: gil"
+    box.cli("group", "join", "default", "gil")
+    send(box, "gil@example.com", "back again")
+    wait_for(box, "gil", "back again")
+
+
+def test_auto_responders_set_listed_refused_value_and_deleted(admin, box, shot):
+    page = admin
+    page.goto(box.web_url + MAIL + "/auto-responders")
+    expect(page.locator("h1")).to_have_text("Users: Auto-Responders")
+    page.click("a.button:has-text('Add')")
+    page.select_option("#user", "ray")
+    page.fill("#subject", "Out of office")
+    page.fill("#message", "   ")
+    page.click("button[value=apply]")
+    expect(page.locator("#message-rule")).to_have_text("Responder message: must not be empty")
+    expect(page.locator("#subject")).to_have_value("Out of office")
+    page.fill("#subject", "x" * 201)
+    page.fill("#message", SCRIPT_BODY)
+    page.click("button[value=apply]")
+    expect(page.locator("#subject-rule")).to_contain_text("Responder subject: one line of at most 200")
+    page.fill("#subject", "Out of office")
+    shot(page, "responder-edit")
+    page.click("button[value=apply]")
+    expect(page.locator(".flash.ok")).to_have_text("Auto-responder of ray set.")
+    row = page.locator("tr[data-name=ray]")
+    expect(row).to_contain_text("ray@example.com")
+    expect(row).to_contain_text("Out of office")
+    expect(row).to_contain_text(SCRIPT_BODY)   # shown as text, not run
+    assert page.locator("tr[data-name=ray] b").count() == 0
+    assert f"ray: Out of office: {SCRIPT_BODY}" in box.cli("responder", "list").stdout
+    shot(page, "responders")
+
+    choose(page, "ray", "modify")
+    expect(page.locator("#message")).to_have_value(SCRIPT_BODY)
+    page.fill("#message", "Back on Monday.")
+    page.click("button[value=apply]")
+    expect(row).to_contain_text("Back on Monday.")
+
+    choose(page, "ray", "delete")
+    expect(row).to_have_count(0)
+    assert box.cli("responder", "list").stdout == ""
 
 
 def test_aliases_add_modify_delete(admin, box, shot):

@@ -15,8 +15,10 @@ from tests.support.net import free_port, wait_for_banner, wait_until
 
 @pytest.fixture
 def mail_box(tmp_path, vendor, box_serial):
-    box = MailBox(tmp_path / "box", vendor)
-    yield box.start()
+    box = MailBox(tmp_path / "box", vendor).start()
+    # Dovecot may bind its ports a moment after SMTP answers on a busy machine.
+    wait_for_banner(box.host, box.imap_port, accept=(b"* OK",))
+    yield box
     box.stop()
 
 

@@ -146,3 +146,19 @@ def test_commands_say_when_the_softpak_is_not_licensed(tmp_path, box_serial, gat
     result = gatebox(tmp_path / "data", "alias", "add", "sales", "bob")
     assert result.returncode == 1
     assert "Mail Server SoftPak is not licensed" in result.stderr and "license activate" in result.stderr
+
+
+def test_del_commands_delete_and_name_what_is_missing(tmp_path, licensed, gatebox):
+    data = tmp_path / "data"
+    gatebox(data, "init", "--domain", "example.com", check=True)
+    licensed(data, mailserver=None)
+    gatebox(data, "user", "add", "bob", "--password", "correct-horse-1", check=True)
+    gatebox(data, "alias", "add", "sales", "bob", check=True)
+    gatebox(data, "list", "add", "team", "bob", check=True)
+    gatebox(data, "forwarder", "add", "bob", "bob@isp.test", check=True)
+    for what, name, done in [("alias", "Sales", "deleted alias sales"),
+                             ("list", "team", "deleted list team"),
+                             ("forwarder", "BOB", "deleted forwarder of bob")]:
+        assert gatebox(data, what, "del", name, check=True).stdout.strip() == done
+        again = gatebox(data, what, "del", name)
+        assert again.returncode == 1 and ("no such" in again.stderr or "has no" in again.stderr)

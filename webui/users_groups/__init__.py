@@ -1,5 +1,5 @@
-"""Users & Groups menu: Users (product accounts) and Groups. The Mail Server
-SoftPak brings the rest of the menu itself (softpaks/mailserver/web)."""
+"""Users & Groups menu: Users (product accounts). The Mail Server SoftPak
+brings the rest of the menu itself, Groups included (softpaks/mailserver/web)."""
 
 from __future__ import annotations
 
@@ -35,9 +35,3 @@ def user_delete():
     return redirect(request.form.get("back") == "admins" and url_for("system.administrators")
                     or url_for(".users"))
 
-
-@blueprint.route("/groups")
-def groups():
-    return render_template("not_yet.html",
-                           what="Groups of users, and permissions given to a group, are not in this "
-                                "firmware yet. Accounts are managed under Users.")

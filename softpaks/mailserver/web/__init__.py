@@ -1,5 +1,5 @@
-"""The Mail Server SoftPak's pages of the web admin, Users & Groups: User
-Mailboxes, Aliases, Auto-Responders, Distribution Lists and Forwarders.
+"""The Mail Server SoftPak's pages of the web admin, Users & Groups: Groups,
+User Mailboxes, Aliases, Auto-Responders, Distribution Lists and Forwarders.
 webui mounts this blueprint for the installed SoftPak and checks on every
 request that the license is active; the views keep to the same directory
 and maildir functions as the `gatebox alias|list|...` commands."""
@@ -16,6 +16,7 @@ blueprint = Blueprint("mailserver", __name__, url_prefix="/users-groups/mail",
 MENU = "Users & Groups"
 # view, menu label, what the page manages (shown while the SoftPak is not licensed)
 PAGES = (
+    ("groups", "Groups", "groups of users and the permissions they give: a mailbox needs Email"),
     ("mailboxes", "User Mailboxes", "view and delete incoming mail on a per-user basis"),
     ("aliases", "Aliases", "incoming addresses that deliver to an existing address without an account"),
     ("responders", "Auto-Responders", "automatic replies, e.g. while a user is on vacation"),
@@ -39,4 +40,4 @@ def ensure_tables():
     plugins.apply_softpak_migrations(store())
 
 
-from . import aliases, forwarders, lists, mailboxes, responders  # noqa: E402,F401  (routes)
+from . import aliases, forwarders, groups, lists, mailboxes, responders  # noqa: E402,F401  (routes)
