@@ -16,25 +16,22 @@ IMAGE := build/gatebox-$(ARCH).img
 IMAGE_SOURCES := pyproject.toml $(shell find firmware webui softpaks rootfs-overlay qemu buildroot/board \
 	-type f ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: run run-image system-test dev test deps apt image-apt venv bench bench-image clean image image-aarch64 bundle
+.PHONY: run system-test dev test deps apt image-apt venv bench bench-image clean image image-aarch64 bundle
 
-# Until the firmware image builds from a clean checkout, `make run` runs the
-# stack locally; `make run-image` boots the image under QEMU (work in progress).
-run: dev
+# Boots the firmware image under QEMU (built first when missing or older than
+# the sources) and prints the loopback ports and the admin URL.
+run: deps image
+	$(PY) qemu/boot.py --arch $(ARCH)
 
-run-image: image
-	$(PYTHON) qemu/boot.py --arch $(ARCH)
-
-# Runs the stack locally on unprivileged ports (the firmware image will replace this).
+# Runs the stack locally on unprivileged ports, without the image.
 dev: venv
 	@test -f $(DATA)/gatebox.db || $(VENV)/bin/gatebox --data $(DATA) init --domain example.com
 	@echo "web admin: https://127.0.0.1:2443/ (self-signed certificate)"
 	$(VENV)/bin/gatebox --data $(DATA) run --bind 127.0.0.1 --smtp-port 2525 --submission-port 2587 --http-port 2443
 
-# The QEMU system tests (tests/system/test_appliance.py) join the suite once the
-# image builds from a clean checkout; until then `make system-test` runs them.
-test: deps
-	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/system/test_appliance.py
+# The whole suite, the QEMU system tests of the image included.
+test: deps image
+	$(PY) -m pytest -q -p no:cacheprovider tests
 
 system-test: deps image
 	$(PY) -m pytest -q -p no:cacheprovider tests/system
@@ -67,8 +64,8 @@ image-apt:
 
 image: $(IMAGE)
 
-build/gatebox-%.img: $(IMAGE_SOURCES) | image-apt
-	qemu/build-image.sh $*
+build/gatebox-%.img: $(IMAGE_SOURCES) | image-apt venv
+	PYTHON=$(CURDIR)/$(PY) qemu/build-image.sh $*
 
 # A signed update bundle of the image's root slot: build/gatebox-$(ARCH)-VERSION.raucb
 # (GATEBOX_BUNDLE_VERSION=x.y.z stamps another version; see qemu/build-bundle.sh).

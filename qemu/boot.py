@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import ctypes
 import fcntl
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -131,6 +133,8 @@ class Machine:
             "-drive", f"file={self.overlay},if=virtio,format=qcow2",
             "-nic", f"user,model=virtio-net-pci,{forwards}",
             "-serial", console,
+            # A USB controller, so tests can plug a stick in at run time.
+            "-device", "qemu-xhci,id=xhci",
             "-monitor", f"unix:{self.monitor_path},server=on,wait=off",
         ]
         if self.arch == "x86_64":
@@ -198,6 +202,15 @@ class Machine:
             except socket.timeout:
                 return ""
 
+    def plug_usb_stick(self, image: Path, name: str = "stick"):
+        """Hot-plugs a raw disk image as a USB mass-storage device, as an
+        administrator inserting a stick."""
+        self.monitor(f"drive_add 0 if=none,id={name},file={image},format=raw")
+        self.monitor(f"device_add usb-storage,bus=xhci.0,drive={name},id={name}-device")
+
+    def unplug_usb_stick(self, name: str = "stick"):
+        self.monitor(f"device_del {name}-device")
+
     def reboot(self):
         """A clean reboot, as the power user's Ctrl-Alt-Del: systemd stops the
         services (SIGTERM), unmounts /data and restarts the machine."""
@@ -217,6 +230,34 @@ class Machine:
                 self.process.wait(10)
         code, self.process = self.process.returncode, None
         return code
+
+    def data_journal(self, target: Path) -> Path:
+        """The box's journal, as text, read from its data partition once the
+        machine is off (journald writes it to /data/log): what the services
+        logged, which the serial console does not show."""
+        raw = self.workdir / "disk.raw"
+        subprocess.run(["qemu-img", "convert", "-O", "raw", str(self.overlay), str(raw)], check=True)
+        try:
+            table = json.loads(subprocess.run(["sfdisk", "--json", str(raw)], check=True,
+                                              capture_output=True, text=True).stdout)
+            data = table["partitiontable"]["partitions"][3]
+            partition = self.workdir / "data.raw"
+            subprocess.run(["dd", f"if={raw}", f"of={partition}", "bs=512", f"skip={data['start']}",
+                            f"count={data['size']}", "conv=sparse", "status=none"], check=True)
+            logs = self.workdir / "data-log"
+            shutil.rmtree(logs, ignore_errors=True)
+            logs.mkdir()
+            subprocess.run(["debugfs", "-R", f"rdump /log {logs}", str(partition)],
+                           check=True, capture_output=True)
+            journals = sorted(logs.glob("log/journal/*"))
+            text = subprocess.run(["journalctl", "--no-pager", "-o", "short-monotonic",
+                                   *[f"--directory={j}" for j in journals]],
+                                  capture_output=True, text=True).stdout if journals else ""
+            target.write_text(text or "(no journal on /data)\n")
+            partition.unlink()
+            return target
+        finally:
+            raw.unlink(missing_ok=True)
 
     def urls(self) -> dict[str, str]:
         shown = {name: f"127.0.0.1:{port}" for name, port in self.ports.items()}

@@ -38,6 +38,22 @@ if [ "$arch" != x86_64 ]; then
         2> >(grep -v "is ignored" >&2)
 fi
 
+step "license signing key the image trusts"
+# A production build names the vendor's public key; otherwise a development
+# key pair is made once in build/keys/ (never committed), so tests and
+# developers can issue license keys this image accepts.
+vendor_pub=${GATEBOX_VENDOR_PUBKEY:-}
+if [ -z "$vendor_pub" ]; then
+    keys=$top/build/keys
+    if [ ! -f "$keys/vendor-dev.key" ]; then
+        mkdir -p "$keys"
+        ( umask 077 && openssl genpkey -algorithm ed25519 -out "$keys/vendor-dev.key" )
+        openssl pkey -in "$keys/vendor-dev.key" -pubout -out "$keys/vendor-dev.pub"
+    fi
+    vendor_pub=$keys/vendor-dev.pub
+fi
+cp "$vendor_pub" "$work/vendor.pub"
+
 step "root filesystem (mmdebstrap, Debian bookworm $deb_arch)"
 packages=$(grep -v '^#' "$top/qemu/packages.txt" | tr '\n' ' ')
 # Docs, man pages and translations are never read on the box.

@@ -21,6 +21,11 @@ in_root /opt/gatebox/venv/bin/pip install -q --no-cache-dir --disable-pip-versio
     --no-index --find-links /tmp/wheels gatebox
 in_root /opt/gatebox/venv/bin/pip uninstall -q -y pip setuptools
 ln -s /opt/gatebox/venv/bin/gatebox "$root/usr/bin/gatebox"
+# The license signing key this build trusts, where the firmware looks for
+# vendor keys (read-only, like the rest of the root).
+trusted=$(in_root /opt/gatebox/venv/bin/python -c \
+    'from firmware.licensing import trust; print(trust.PACKAGED_KEYS)')
+cp "$wheels/../vendor.pub" "$root$trusted/vendor.pub"
 rm -rf "$root/tmp/wheels"
 
 # GRUB's arm64 EFI modules exist only as an arm64 package: take them with the

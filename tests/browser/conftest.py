@@ -4,38 +4,28 @@ certificate) on loopback. Playwright's own browser downloads are never used."""
 
 from __future__ import annotations
 
-import re
-import shutil
 from pathlib import Path
 
 import playwright.sync_api as playwright_api
 import pytest
 
+from tests.support import chromium
 from tests.support.box import Box
 from tests.support.net import free_port
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ADMIN_PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="package")
 def playwright():
-    # Package scope: Playwright's event loop must be gone before other test
-    # packages run asyncio code of their own.
-    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing (make test installs Debian's chromium)"
-    with playwright_api.sync_playwright() as driver:
+    with chromium.driver() as driver:
         yield driver
 
 
 @pytest.fixture
 def browser(playwright, tmp_path):
     """A fresh Chromium profile for each test, so no cookie leaks between tests."""
-    context = playwright.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-        args=CHROMIUM_ARGS, ignore_https_errors=True, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
+    context = chromium.launch(playwright, tmp_path / "chromium-profile")
     yield context
     context.close()
 
@@ -47,13 +37,8 @@ def page(browser):
 
 @pytest.fixture
 def shot(request):
-    """shot(page, "name"): a full-page screenshot in test-artifacts/."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    test = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)
-
-    def take(page, name: str):
-        page.screenshot(path=str(ARTIFACTS / f"{test}--{name}.png"), full_page=True)
-    return take
+    """shot(page, "name"): a full-page screenshot kept as a test artifact."""
+    return chromium.screenshot_taker(request, ARTIFACTS)
 
 
 @pytest.fixture

@@ -3,15 +3,23 @@ outside through its forwarded loopback ports (qemu/boot.py)."""
 
 from __future__ import annotations
 
+import imaplib
 import shutil
+import smtplib
 import socket
 import ssl
 import subprocess
 import sys
 import time
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
+
+from tests.support import chromium
+from tests.support.net import free_port
+from tests.support.sink import SmtpSink
 
 TOP = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TOP / "qemu"))
@@ -20,22 +28,14 @@ import boot  # noqa: E402
 ARTIFACTS = TOP / "test-artifacts" / "system"
 # The guest reaches the host's loopback at this address (QEMU user networking).
 HOST_FROM_GUEST = "10.0.2.2"
+ADMIN_PASSWORD = "office admin 2026"
 
 
-def image_or_skip(arch: str = "x86_64") -> Path:
+def image_or_fail(arch: str = "x86_64") -> Path:
     image = boot.image_path(arch)
-    if not image.exists():
-        pytest.skip(f"{image} is missing: `make image` builds it (`make test` does)")
-    if not shutil.which("qemu-system-x86_64"):
-        pytest.skip("qemu-system-x86_64 is not installed (`make deps`)")
+    assert image.exists(), f"{image} is missing: `make image` builds it (`make test` does)"
+    assert shutil.which(f"qemu-system-{arch}"), f"qemu-system-{arch} is missing (`make deps`)"
     return image
-
-
-def http_ui_built_in() -> bool:
-    """The image serves HTTPS when the firmware's `gatebox run` has --http-port."""
-    help_text = subprocess.run([sys.executable, "-m", "firmware.cli", "run", "--help"],
-                               capture_output=True, text=True, cwd=TOP).stdout
-    return "--http-port" in help_text
 
 
 def smtp_banner(port: int, timeout: float = 10.0) -> bytes:
@@ -58,21 +58,104 @@ def wait_for_banner(port: int, timeout: float) -> bytes:
     raise TimeoutError(f"no SMTP banner on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
-def https_get(port: int, path: str = "/") -> bytes:
+class Sink:
+    """A smtp-sink that the tests stop and start again."""
+
+    def __init__(self, directory):
+        self.port, self.directory, self.sink = free_port(), directory, None
+        self.start()
+
+    def start(self):
+        self.sink = SmtpSink(self.directory, port=self.port).start()
+
+    def stop(self):
+        self.sink.stop()
+
+    def has(self, subject: str) -> bool:
+        return any(f"Subject: {subject}".encode() in m for m in self.sink.messages())
+
+
+def send(box, subject: str, recipient: str):
+    message = EmailMessage()
+    message["From"] = "alice@internet.test" if recipient.endswith("@example.com") else "bob@example.com"
+    message["To"] = recipient
+    message["Subject"] = subject
+    message.set_content(f"{subject}\n")
+    with smtplib.SMTP("127.0.0.1", box.ports["smtp"], timeout=60) as client:
+        client.ehlo("client.test")
+        assert client.send_message(message) == {}
+
+
+def console_text(box) -> str:
+    return box.console().decode(errors="replace")
+
+
+def sign_in(page, admin_url: str):
+    """Signs the administrator in through the login page."""
+    page.goto(admin_url + "/login")
+    page.fill("#name", "admin")
+    page.fill("#password", ADMIN_PASSWORD)
+    page.click("button:has-text('Sign in')")
+    expect(page.locator("h1")).to_have_text("Dashboard")
+
+
+def issue_license(serial: str, *softpaks: str) -> str:
+    """A key for this serial, signed with the development key the image
+    trusts (made by `make image` in build/keys/, never committed)."""
+    key = TOP / "build" / "keys" / "vendor-dev.key"
+    assert key.exists(), f"{key} is missing: `make image` makes it"
+    command = [sys.executable, "-m", "gatebox_vendor.cli", "issue", "--key", str(key),
+               "--serial", serial] + [f"--softpak={s}" for s in softpaks]
+    issued = subprocess.run(command, capture_output=True, text=True, check=True)
+    return issued.stdout.strip().splitlines()[-1]
+
+
+def imap_messages(port: int, user: str, password: str) -> list[bytes]:
+    """Every message in the user's INBOX over IMAP with STARTTLS (the box
+    takes passwords only over TLS from the LAN); [] while it cannot log in."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE   # the box's own self-signed certificate
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
-        with context.wrap_socket(raw) as sock:
-            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: gatebox\r\n\r\n".encode())
-            return sock.recv(4096)
+    try:
+        with imaplib.IMAP4("127.0.0.1", port, timeout=30) as client:
+            client.starttls(ssl_context=context)
+            client.login(user, password)
+            client.select("INBOX", readonly=True)
+            _, numbers = client.search(None, "ALL")
+            messages = []
+            for number in numbers[0].split():
+                _, data = client.fetch(number, "(RFC822)")
+                messages.append(data[0][1])
+            return messages
+    except (OSError, imaplib.IMAP4.error):
+        return []
+
+
+@pytest.fixture(scope="package")
+def playwright():
+    with chromium.driver() as driver:
+        yield driver
+
+
+@pytest.fixture
+def page(playwright, tmp_path):
+    """A fresh browser profile per test; pages of an emulated box are slow."""
+    context = chromium.launch(playwright, tmp_path / "chromium-profile", timeout_ms=90_000)
+    yield context.pages[0] if context.pages else context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def shot(request):
+    """shot(page, "name"): a full-page screenshot kept as a test artifact."""
+    return chromium.screenshot_taker(request, ARTIFACTS)
 
 
 @pytest.fixture(scope="module")
 def machine_factory(request, tmp_path_factory):
     """Makes booted machines for the module; keeps each serial console as a
     test artifact and powers the machines off at the end."""
-    image = image_or_skip()
+    image = image_or_fail()
     machines = []
 
     def make(name: str = "box", seed: dict | None = None) -> boot.Machine:
@@ -88,3 +171,4 @@ def machine_factory(request, tmp_path_factory):
         target = ARTIFACTS / module
         target.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(machine.console_path, target / f"{name}-console.log")
+        machine.data_journal(target / f"{name}-journal.log")

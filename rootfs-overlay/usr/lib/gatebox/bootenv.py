@@ -9,11 +9,48 @@ rewrites in place at boot, so it must keep that size exactly.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import subprocess
 import sys
 
 HEADER = b"# GRUB Environment Block\n"
 SIZE = 1024
+BOOT_MOUNT = "/mnt/boot"
+BOOT_GRUBENV = BOOT_MOUNT + "/grub/grubenv"
+LOCK = "/run/lock/gatebox-bootenv.lock"
+
+
+class Unavailable(Exception):
+    """The boot partition cannot be mounted."""
+
+
+@contextlib.contextmanager
+def mounted():
+    """Yields the path of the box's grubenv, with the boot partition mounted
+    while needed (it stays unmounted otherwise, so a power cut rarely finds it
+    mid-write) and a lock that keeps two writers of the block apart.
+    GATEBOX_GRUBENV names another file and skips the mounting (tests, builds)."""
+    override = os.environ.get("GATEBOX_GRUBENV")
+    if override:
+        yield override
+        return
+    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        mounted_here = False
+        if not os.path.ismount(BOOT_MOUNT):
+            os.makedirs(BOOT_MOUNT, exist_ok=True)
+            result = subprocess.run(["mount", BOOT_MOUNT], capture_output=True, text=True)
+            if result.returncode != 0:
+                raise Unavailable(f"boot partition not mounted: {result.stderr.strip()}")
+            mounted_here = True
+        try:
+            yield BOOT_GRUBENV
+        finally:
+            if mounted_here:
+                subprocess.run(["umount", BOOT_MOUNT], check=False)
 
 
 def read(path: str) -> dict[str, str]:
