@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import grp
 import hashlib
 import os
 import pwd
@@ -39,13 +40,15 @@ def runtime_dir(data_dir: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"gatebox-dovecot-{_tag(data_dir)}"
 
 
-def _process_users() -> tuple[str, str]:
-    """(internal user, login user): Dovecot's own system users when run as
-    root (the Debian package creates them), else whoever runs the box."""
+def _process_users() -> tuple[str, str, str]:
+    """(internal user, login user, internal group): Dovecot's own system
+    users when run as root (the Debian package creates them), else whoever
+    runs the box (on the appliance, the unprivileged `gatebox` user), which
+    cannot hand sockets to Dovecot's groups."""
     if os.geteuid() == 0:
-        return "dovecot", "dovenull"
+        return "dovecot", "dovenull", "dovecot"
     me = pwd.getpwuid(os.geteuid()).pw_name
-    return me, me
+    return me, me, grp.getgrgid(os.getegid()).gr_name
 
 
 def write_checkpassword_wrapper(data_dir: Path) -> Path:
@@ -67,7 +70,7 @@ def config_text(data_dir: Path, *, bind: str, pop3_port: int, imap_port: int,
     data_dir = Path(data_dir)
     cert, key = tls.ensure_certificate(data_dir, hostname)
     owner = mail_owner()
-    internal, login = _process_users()
+    internal, login, internal_group = _process_users()
     protocols = [p for p, port in (("imap", imap_port), ("pop3", pop3_port)) if port]
     listen = "*, ::" if bind in ("0.0.0.0", "::", "") else bind
     lines = [
@@ -80,6 +83,7 @@ def config_text(data_dir: Path, *, bind: str, pop3_port: int, imap_port: int,
         f"log_path = {data_dir / 'dovecot' / 'dovecot.log'}",
         f"default_internal_user = {internal}",
         f"default_login_user = {login}",
+        f"default_internal_group = {internal_group}",
         f"first_valid_uid = {owner.uid}",
         f"first_valid_gid = {owner.gid}",
         "login_greeting = gatebox ready.",
@@ -112,6 +116,9 @@ def config_text(data_dir: Path, *, bind: str, pop3_port: int, imap_port: int,
     if os.geteuid() == 0:
         # The checkpassword program reads (and on first login writes) the settings database.
         lines += ["service auth {", "  user = root", "}"]
+    else:
+        # Only root may chroot; unprivileged, these run unconfined like the rest.
+        lines += [f"service {name} {{\n  chroot =\n}}" for name in ("anvil", "imap-login", "pop3-login")]
     return "\n".join(lines) + "\n"
 
 
