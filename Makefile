@@ -7,7 +7,7 @@ DATA ?= $(CURDIR)/build/dev-data
 APT_PACKAGES := swaks postfix dnsmasq-base openssl ca-certificates chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
 # Building and booting the firmware image (qemu/); the system tests need them too.
 IMAGE_APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils squashfs-tools grub-pc-bin grub-common \
-	dosfstools mtools fdisk genimage rauc
+	dosfstools mtools fdisk genimage rauc dbus-daemon
 # Only for the aarch64 image: arm64 maintainer scripts under emulation, UEFI firmware.
 IMAGE_AARCH64_APT_PACKAGES := qemu-user-static binfmt-support arch-test qemu-system-arm qemu-efi-aarch64
 ARCH ?= x86_64

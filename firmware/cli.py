@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from pathlib import Path
 
@@ -89,13 +88,18 @@ def init(obj: Context, domain, admin_password):
 @click.option("--imap-port", type=int, default=None,
               help="IMAP port of the Mail Server SoftPak's mailbox access (0 to disable; "
                    "default: the mailserver.imap_port setting).")
+@click.option("--imaps-port", type=int, default=None,
+              help="IMAP over SSL port of the Mail Server SoftPak's mailbox access (0 to disable; "
+                   "default: the mailserver.imaps_port setting).")
 @click.pass_obj
-def run(obj: Context, bind, smtp_port, submission_port, http_port, dev_http, pop3_port, imap_port):
+def run(obj: Context, bind, smtp_port, submission_port, http_port, dev_http, pop3_port, imap_port,
+        imaps_port):
     """Run the mail services in the foreground until SIGTERM."""
     from firmware import services
     obj.store.close()
     services.run(obj.data, bind=bind, smtp_port=smtp_port, submission_port=submission_port,
-                 http_port=http_port, dev_http=dev_http, pop3_port=pop3_port, imap_port=imap_port)
+                 http_port=http_port, dev_http=dev_http, pop3_port=pop3_port, imap_port=imap_port,
+                 imaps_port=imaps_port)
 
 
 @main.command(hidden=True)

@@ -299,13 +299,15 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
 
 
 def run(data_dir, *, bind: str, smtp_port: int, submission_port: int, http_port: int = 0,
-        dev_http: bool = False, pop3_port: int | None = None, imap_port: int | None = None):
+        dev_http: bool = False, pop3_port: int | None = None, imap_port: int | None = None,
+        imaps_port: int | None = None):
     configure_logging()
     web = _start_web_admin(Path(data_dir), bind, http_port, dev_http) if http_port else None
     try:
         asyncio.run(serve(Path(data_dir), bind=bind, smtp_port=smtp_port,
                           submission_port=submission_port,
-                          service_options={"pop3_port": pop3_port, "imap_port": imap_port}))
+                          service_options={"pop3_port": pop3_port, "imap_port": imap_port,
+                                           "imaps_port": imaps_port}))
     finally:
         if web is not None:
             _stop_web_admin(web)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 TOP = Path(__file__).resolve().parent.parent
 GUEST_PORTS = {"smtp": 25, "submission": 587, "pop3": 110, "imap": 143, "imaps": 993, "https": 443}
+# systemd's first line: the kernel and the initramfs are done.
+USERSPACE_START = b"systemd[1]: "
 HEALTH_LINE = re.compile(rb"gatebox-health: boot (good|NOT good)[^\r\n]*")
 KERNEL_START = b"Linux version"
 
@@ -94,7 +96,7 @@ class Machine:
     """One QEMU process booting an overlay of the image."""
 
     def __init__(self, workdir: Path, arch: str = "x86_64", image: Path | None = None,
-                 memory_mb: int = 256, accel: str = "auto", seed: dict | None = None,
+                 memory_mb: int = 512, accel: str = "auto", seed: dict | None = None,
                  overlay: Path | None = None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -167,6 +169,28 @@ class Machine:
                                         stderr=subprocess.STDOUT,
                                         preexec_fn=_die_with_parent)
         return self
+
+    def start_first_boot(self, attempts: int = 3, stall_seconds: float = 240.0) -> "Machine":
+        """start() for a fresh machine, watched: software emulation now and
+        then stalls for good in the kernel's early start (seen once in a few
+        dozen boots: no console output for many minutes before userspace).
+        Nothing is on the disk yet then, so the machine is powered off and
+        started afresh; each stalled console is kept beside the new one."""
+        for attempt in range(1, attempts + 1):
+            self.start(fresh=True)
+            deadline = time.monotonic() + stall_seconds
+            while time.monotonic() < deadline:
+                if USERSPACE_START in self.console():
+                    return self
+                time.sleep(1)
+            stalled = self.workdir / f"console-stalled-{attempt}.log"
+            shutil.copyfile(self.console_path, stalled)
+            print(f"boot.py: no userspace {stall_seconds:.0f}s after power-on (attempt {attempt}); "
+                  f"console kept in {stalled}; starting again", file=sys.stderr)
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+        raise TimeoutError(f"the kernel never reached userspace in {attempts} power-ons")
 
     def console(self) -> bytes:
         return self.console_path.read_bytes() if self.console_path.exists() else b""
@@ -269,7 +293,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="x86_64", choices=("x86_64", "aarch64"))
     parser.add_argument("--image", type=Path)
-    parser.add_argument("--memory", type=int, default=256, help="guest RAM in MB")
+    parser.add_argument("--memory", type=int, default=512, help="guest RAM in MB")
     parser.add_argument("--accel", default="auto", choices=("auto", "kvm", "tcg"))
     parser.add_argument("--fresh", action="store_true",
                         help="start from the image's first boot (forget this machine's /data)")

@@ -62,31 +62,34 @@ def gatebox_delivery_agents(context):
     return {"local": LocalDelivery(context)}
 
 
-def _mailbox_ports(store, options) -> tuple[int, int]:
-    """(POP3, IMAP4) ports to serve; none in Relay mode, where the mailboxes
-    are on the LAN's own server."""
+def _mailbox_ports(store, options) -> tuple[int, int, int]:
+    """(POP3, IMAP4, IMAP4 over SSL) ports to serve; none in Relay mode, where
+    the mailboxes are on the LAN's own server. A port given to `gatebox run`
+    wins over the setting."""
     from . import settings as keys
     if store.get("email.server_type") not in GATED_SERVER_TYPES:
-        return 0, 0
-    pop3, imap = options.get("pop3_port"), options.get("imap_port")
-    return (store.get(keys.POP3_PORT) if pop3 is None else pop3,
-            store.get(keys.IMAP_PORT) if imap is None else imap)
+        return 0, 0, 0
+    return tuple(store.get(key) if options.get(option) is None else options[option]
+                 for option, key in (("pop3_port", keys.POP3_PORT), ("imap_port", keys.IMAP_PORT),
+                                     ("imaps_port", keys.IMAPS_PORT)))
 
 
 @hookimpl
 def gatebox_services(store, options):
     from .dovecot import DovecotService
-    pop3, imap = _mailbox_ports(store, options)
-    if not (pop3 or imap):
+    pop3, imap, imaps = _mailbox_ports(store, options)
+    if not (pop3 or imap or imaps):
         return []
     return [DovecotService(options["data_dir"], bind=options["bind"], pop3_port=pop3,
-                           imap_port=imap, hostname=store.get("system.hostname"))]
+                           imap_port=imap, imaps_port=imaps, hostname=store.get("system.hostname"))]
 
 
 @hookimpl
 def gatebox_unlicensed_services(store, options):
     from .standin import RefusalService
-    pop3, imap = _mailbox_ports(store, options)
+    # No stand-in on the IMAP4-over-SSL port: its refusal would need TLS first,
+    # and a closed port tells a mail program as much.
+    pop3, imap, _ = _mailbox_ports(store, options)
     if not (pop3 or imap):
         return []
     return [RefusalService(bind=options["bind"], pop3_port=pop3, imap_port=imap)]

@@ -18,6 +18,7 @@ ARCHIVE = "mailserver.archive"
 RESPONDER_DAYS = "mailserver.responder_days"
 POP3_PORT = "mailserver.pop3_port"
 IMAP_PORT = "mailserver.imap_port"
+IMAPS_PORT = "mailserver.imaps_port"
 
 
 class DomainList:
@@ -57,4 +58,6 @@ SETTINGS = [
             "0 turns POP3 off."),
     Setting(IMAP_PORT, Integer(0, 65535), 143, "IMAP4 Port", CLIENT_ACCESS_MENU,
             "0 turns IMAP4 off."),
+    Setting(IMAPS_PORT, Integer(0, 65535), 993, "IMAP4 over SSL Port", CLIENT_ACCESS_MENU,
+            "IMAP4 with TLS from the first byte, for mail programs set to SSL/TLS. 0 turns it off."),
 ]

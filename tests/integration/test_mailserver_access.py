@@ -4,6 +4,7 @@ lapse and its cure."""
 
 import imaplib
 import poplib
+import ssl
 import subprocess
 import sys
 
@@ -11,15 +12,6 @@ import pytest
 
 from tests.support.mailserver import PASSWORD, MailBox
 from tests.support.net import free_port, wait_for_banner, wait_until
-
-
-@pytest.fixture
-def mail_box(tmp_path, vendor, box_serial):
-    box = MailBox(tmp_path / "box", vendor).start()
-    # Dovecot may bind its ports a moment after SMTP answers on a busy machine.
-    wait_for_banner(box.host, box.imap_port, accept=(b"* OK",))
-    yield box
-    box.stop()
 
 
 def test_mail_sent_with_swaks_is_read_back_over_imap_and_pop3(mail_box):
@@ -51,6 +43,20 @@ def test_mail_sent_with_swaks_is_read_back_over_imap_and_pop3(mail_box):
     pop.dele(1)
     pop.quit()
     assert mail_box.mailbox("bob") == []
+
+
+def test_imap_over_ssl_from_the_first_byte(mail_box):
+    mail_box.send("bob@example.com", subject="over imaps")
+    mail_box.wait_for_mail("bob", 1)
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE   # the box's self-signed certificate
+    with imaplib.IMAP4_SSL(mail_box.host, mail_box.imaps_port, ssl_context=context, timeout=20) as imap:
+        assert imap.sock.version().startswith("TLS")
+        assert imap.login("bob", PASSWORD)[0] == "OK"
+        assert imap.select("INBOX") == ("OK", [b"1"])
+        _, data = imap.fetch("1", "(RFC822)")
+        assert b"Subject: over imaps" in data[0][1]
 
 
 def test_wrong_password_and_unknown_user_are_refused(mail_box):

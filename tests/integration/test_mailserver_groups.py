@@ -10,16 +10,7 @@ import ssl
 import pytest
 
 from tests.support.mailserver import PASSWORD, MailBox
-from tests.support.net import wait_for_banner, wait_until
-
-
-@pytest.fixture
-def mail_box(tmp_path, vendor, box_serial):
-    box = MailBox(tmp_path / "box", vendor).start()
-    # Dovecot may bind its ports a moment after SMTP answers on a busy machine.
-    wait_for_banner(box.host, box.imap_port, accept=(b"* OK",))
-    yield box
-    box.stop()
+from tests.support.net import wait_until
 
 
 def rcpt_reply(box, to: str) -> tuple[int, bytes]:

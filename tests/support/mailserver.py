@@ -38,9 +38,10 @@ class MailBox(Box):
         let_mail_user_through(self.data)
         self.vendor = vendor
         self.license_id = self.activate()
-        self.pop3_port, self.imap_port = free_port(), free_port()
+        self.pop3_port, self.imap_port, self.imaps_port = free_port(), free_port(), free_port()
         self.configure(**{"email.server_type": "standalone", "mailserver.pop3_port": self.pop3_port,
-                          "mailserver.imap_port": self.imap_port, **settings})
+                          "mailserver.imap_port": self.imap_port,
+                          "mailserver.imaps_port": self.imaps_port, **settings})
         for user in users:
             self.cli("user", "add", user, "--password", PASSWORD)
 

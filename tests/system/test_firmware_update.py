@@ -18,8 +18,8 @@ from playwright.sync_api import expect
 
 from tests.support.net import wait_until
 
-from .conftest import (ADMIN_PASSWORD, HOST_FROM_GUEST, TOP, Sink, console_text, issue_license,
-                       send, sign_in)
+from .conftest import (ADMIN_PASSWORD, HOST_FROM_GUEST, TOP, console_text, expect_licensed,
+                       issue_license, send, sign_in)
 
 pytestmark = pytest.mark.timeout(1800)
 BOOT_SECONDS = 600
@@ -69,13 +69,6 @@ def bundles(versions, tmp_path_factory):
     script.chmod(0o755)
     return {"newer": build_bundle(versions["newer"]),
             "broken": build_bundle(versions["broken"], customize=script)}
-
-
-@pytest.fixture(scope="module")
-def lan(tmp_path_factory):
-    sink = Sink(tmp_path_factory.mktemp("lan-server"))
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +137,7 @@ def test_setup_and_a_license_from_a_usb_stick(box, admin_url, page, tmp_path, sh
     shot(page, "usb-offer")
     page.click("#usb-offers a:has-text('Apply')")
     page.click("#confirm-button")
-    page.goto(admin_url + "/system/licenses")
-    expect(page.locator("table").first).to_contain_text("mailserver")
+    expect_licensed(page, admin_url, "mailserver")
     box.unplug_usb_stick()
 
 
@@ -163,8 +155,7 @@ def test_a_newer_bundle_installs_and_boots_in_the_other_slot(box, admin_url, pag
     page.goto(admin_url + "/system/firmware")
     expect(page.locator("#running-version")).to_have_text(versions["newer"])
     expect(page.locator("#slot-other")).to_contain_text(versions["base"])
-    page.goto(admin_url + "/system/licenses")
-    expect(page.locator("table").first).to_contain_text("mailserver")
+    expect_licensed(page, admin_url, "mailserver")
     send(box, "after the update", "bob@example.com")
     wait_until(lambda: lan.has("after the update"), timeout=DELIVERY_SECONDS, interval=1,
                what="delivery to the LAN server named in the settings")
