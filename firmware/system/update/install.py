@@ -13,6 +13,7 @@ from . import errors, progress
 from .bundle_check import BundleInfo, check_bundle
 from .runtime import Runtime
 from .slot_state import booted_slot, configured_slots, record_version
+from .versions import running_version
 
 Progress = Callable[[int, str], None]
 
@@ -29,6 +30,11 @@ def install(runtime: Runtime, path, *, allow_downgrade: bool = False,
             raise errors.InstallFailed(f"Installing version {info.version} failed: {last_error}")
         if target:
             record_version(runtime, target, info.version)
+        # The slot left behind is the fallback; say which version it holds,
+        # which RAUC knows only of slots it wrote itself.
+        booted = booted_slot(runtime)
+        if booted:
+            record_version(runtime, booted, running_version(runtime.version_file))
         progress.report(runtime, "installed", 100,
                         f"Version {info.version} is installed in slot {target}; reboot to run it.",
                         version=info.version, slot=target)
