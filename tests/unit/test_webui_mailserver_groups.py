@@ -101,3 +101,15 @@ def test_add_modify_delete(client):
     assert response.status_code == 302 and list(_groups(client)) == ["default"]
     assert client.get(EDIT + "?name=office", follow_redirects=True).get_data(as_text=True).count(
         "group &#39;office&#39;: no such group") == 1
+
+
+def test_users_without_email_are_not_offered_as_mail_targets(client):
+    token = csrf_token(client, EDIT)
+    response = _post(client, token, EDIT + "?name=default", original="default", name="default",
+                     email="y", new_users="y", members=["admin", "carol"])
+    assert response.status_code == 302
+    for page in ("/users-groups/mail/auto-responders/edit", "/users-groups/mail/forwarders/edit",
+                 "/users-groups/mail/lists/edit"):
+        html = client.get(page).get_data(as_text=True)
+        assert '<option value="carol">' in html, page
+        assert '<option value="bob">' not in html, page

@@ -10,7 +10,7 @@ from flask_wtf import FlaskForm
 from firmware import accounts
 from webui import context
 
-from .. import directory
+from .. import directory, groups
 
 OTHER = "__other__"   # the "Other" entry of a user drop-down: an address typed beside it
 
@@ -64,7 +64,10 @@ def chosen_target(choice_field, address_field, label: str):
 
 
 def user_choices(other: bool = False) -> list[tuple[str, str]]:
-    choices = [(name, name) for name in users()]
+    """Users a forwarder, auto-responder or list can name: those with Email
+    permission (the others' mail does not arrive)."""
+    without = set(groups.users_without_email(store()))
+    choices = [(name, name) for name in users() if name not in without]
     return choices + [(OTHER, "Other")] if other else choices
 
 
