@@ -10,7 +10,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -45,21 +44,6 @@ def image_or_fail(arch: str = "x86_64") -> Path:
 def smtp_banner(port: int, timeout: float = 10.0) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         return sock.recv(512)
-
-
-def wait_for_banner(port: int, timeout: float) -> bytes:
-    # QEMU accepts on the forwarded port before the guest listens, then drops
-    # the connection: only a banner means the box answers.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            banner = smtp_banner(port, timeout=5)
-            if banner.startswith(b"220"):
-                return banner
-        except OSError:
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"no SMTP banner on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
 class Sink:

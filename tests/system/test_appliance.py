@@ -18,10 +18,10 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.net import wait_until
+from tests.support.net import wait_for_banner, wait_until
 
 from .conftest import (ADMIN_PASSWORD, HOST_FROM_GUEST, Sink, console_text, expect_licensed,
-                       imap_messages, issue_license, send, sign_in, smtp_banner, wait_for_banner)
+                       imap_messages, issue_license, send, sign_in, smtp_banner)
 
 # Software emulation (no KVM) boots in about two minutes; give it room.
 pytestmark = pytest.mark.timeout(1200)
@@ -144,7 +144,7 @@ def test_reboot_through_the_ui_keeps_settings_license_and_mail(box, admin_url, p
     wait_until(lambda: box.boots_seen() >= 2, timeout=BOOT_SECONDS, interval=1,
                what="the second boot")
     box.wait_healthy(BOOT_SECONDS, boot=2)
-    wait_for_banner(box.ports["smtp"], timeout=60)
+    wait_for_banner("127.0.0.1", box.ports["smtp"], timeout=60)
 
     internet.start()
     # Delivered through the smarthost named in the seed: the queue and the
