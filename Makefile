@@ -4,7 +4,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= $(CURDIR)/build/dev-data
-APT_PACKAGES := swaks postfix dnsmasq-base openssl ca-certificates chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
+# apt installs with --no-install-recommends, so whatever a test needs from a
+# package's Recommends is named here: swaks's TLS is libnet-ssleay-perl.
+# The fast lane (make check): Python with venv, and what the unit tests sign and
+# check real update bundles with.
+CHECK_APT_PACKAGES := python3 python3-venv openssl rauc squashfs-tools
+APT_PACKAGES := $(CHECK_APT_PACKAGES) swaks libnet-ssleay-perl postfix dnsmasq-base ca-certificates \
+	chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
 # Building and booting the firmware image (qemu/); the system tests need them too.
 IMAGE_APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils squashfs-tools grub-pc-bin grub-common \
 	dosfstools mtools fdisk genimage rauc dbus-daemon
@@ -16,7 +22,7 @@ IMAGE := build/gatebox-$(ARCH).img
 IMAGE_SOURCES := pyproject.toml $(shell find firmware webui softpaks rootfs-overlay qemu buildroot/board \
 	-type f ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: run system-test dev test deps apt image-apt venv bench bench-image clean image image-aarch64 bundle
+.PHONY: run system-test dev test check deps apt check-apt image-apt venv bench bench-image clean image image-aarch64 bundle
 
 # Boots the firmware image under QEMU (built first when missing or older than
 # the sources) and prints the loopback ports and the admin URL.
@@ -33,15 +39,21 @@ dev: venv
 test: deps image
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
+# The fast lane: unit and in-process tests (tests/unit), no image, no QEMU,
+# no browser; a few minutes at most on 2 cores.
+check: check-apt venv
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
 system-test: deps image
 	$(PY) -m pytest -q -p no:cacheprovider tests/system
 
 deps: apt image-apt venv
 
+# $(call apt_install,PACKAGES): installs those of PACKAGES that are missing.
 # policy-rc.d (exit 101) keeps the packages from starting the system Dovecot (it would take
 # ports 110/143); gatebox runs its own private Dovecot. A policy-rc.d already there is left alone.
-apt:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
@@ -53,14 +65,16 @@ apt:
 		status=$$?; if [ -n "$$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
 		exit $$status; \
 	fi
+endef
+
+apt:
+	$(call apt_install,$(APT_PACKAGES))
+
+check-apt:
+	$(call apt_install,$(CHECK_APT_PACKAGES))
 
 image-apt:
-	@missing=""; for p in $(IMAGE_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(call apt_install,$(IMAGE_APT_PACKAGES))
 
 image: $(IMAGE)
 
@@ -80,7 +94,8 @@ image-aarch64: image-apt
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml vendor/pyproject.toml
+# python3 -m venv needs python3-venv (check-apt) on Debian.
+$(VENV)/.installed: pyproject.toml vendor/pyproject.toml | check-apt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]' -e ./vendor
 	touch $@

@@ -3,7 +3,7 @@ import pytest
 from tests.support.box import Box
 from tests.support.sink import RecordingServer, SmtpSink
 
-pytest_plugins = ["tests.support.licensing"]
+pytest_plugins = ["tests.support.licensing", "tests.support.softpaks"]
 
 
 @pytest.fixture
@@ -26,8 +26,7 @@ def make_box(tmp_path):
     boxes = []
 
     def make(name="box", **settings):
-        box = Box(tmp_path / name)
-        box.configure(**settings)
+        box = Box(tmp_path / name, settings=settings)
         boxes.append(box)
         return box
 

@@ -12,17 +12,20 @@ import time
 from pathlib import Path
 
 from flask import Flask, g, session
-from flask_wtf.csrf import CSRFProtect
 
+from firmware.plugins.status import warnings
 from firmware.system.update.versions import running_version
 
-IDLE_TIMEOUT_SECONDS = 15 * 60
-# How `gatebox run` tells the gunicorn process (webui.wsgi) what to serve.
-DATA_ENV = "GATEBOX_DATA"
-DEV_HTTP_ENV = "GATEBOX_DEV_HTTP"
-SECRET_FILE = "webui-secret"
+from . import auth, dashboard, help_pages, security, setup, softpak_pages
+from .context import store
+from .email_server import blueprint as email_server
+from .menu import current_page, menu_tree
+from .support import blueprint as support
+from .system import blueprint as system
+from .users_groups import blueprint as users_groups
 
-csrf = CSRFProtect()
+IDLE_TIMEOUT_SECONDS = 15 * 60
+SECRET_FILE = "webui-secret"
 
 
 def create_app(data_dir, *, secure_cookies: bool = True, idle_timeout: int = IDLE_TIMEOUT_SECONDS,
@@ -44,14 +47,6 @@ def create_app(data_dir, *, secure_cookies: bool = True, idle_timeout: int = IDL
         WTF_CSRF_TIME_LIMIT=None,  # the session's idle timeout already bounds it
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
-    csrf.init_app(app)
-
-    from . import auth, dashboard, help_pages, security, setup, softpak_pages
-    from .email_server import blueprint as email_server
-    from .support import blueprint as support
-    from .system import blueprint as system
-    from .users_groups import blueprint as users_groups
-
     for blueprint in (auth.blueprint, setup.blueprint, dashboard.blueprint, help_pages.blueprint,
                       email_server, users_groups, support, system):
         app.register_blueprint(blueprint)
@@ -71,7 +66,6 @@ def create_app(data_dir, *, secure_cookies: bool = True, idle_timeout: int = IDL
 
     @app.context_processor
     def common():
-        from .menu import current_page, menu_tree
         # The slot's stamped version: a re-stamped bundle shows what it is.
         return {"version": running_version(), "menu_tree": menu_tree, "page": current_page(),
                 "signed_in": session.get("admin"), "license_warnings": _license_warnings()}
@@ -83,8 +77,6 @@ def _license_warnings() -> list[str]:
     """Expiry warnings shown on every page an administrator sees."""
     if not session.get("admin"):
         return []
-    from firmware.licensing.status import warnings
-    from .context import store
     return warnings(store())
 
 

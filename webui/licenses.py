@@ -9,8 +9,9 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import StringField, TextAreaField
 
-from firmware.licensing import LicenseError, activate, expiry
-from firmware.licensing.status import softpak_status
+from firmware.licensing import NOT_INSTALLED, LicenseError, NoSerial, activate, box_serial, expiry
+from firmware.licensing.online import request_key
+from firmware.plugins.status import softpak_status
 
 MAX_KEY_FILE = 64 * 1024
 
@@ -22,7 +23,6 @@ class LicenseForm(FlaskForm):
 
 
 def serial_or_problem() -> str:
-    from firmware.system.serial import NoSerial, box_serial
     try:
         return box_serial()
     except NoSerial as error:
@@ -45,7 +45,6 @@ def activate_from_form(store, form: LicenseForm, actor: str) -> bool:
         return False
     try:
         if form.code.data and form.code.data.strip():
-            from firmware.licensing.online import request_key
             text = request_key(form.code.data.strip(), serial_or_problem())
         elif form.key_file.data:
             text = form.key_file.data.read(MAX_KEY_FILE + 1)
@@ -59,7 +58,10 @@ def activate_from_form(store, form: LicenseForm, actor: str) -> bool:
         flash(f"License not activated: {error}", "error")
         return False
     lic = result.license
-    granted = ", ".join(f"{softpak} ({expiry.describe(end)})" for softpak, end in sorted(lic.grants.items()))
+    granted = ", ".join(
+        f"{softpak} ({expiry.describe(end)}"
+        f"{f', {NOT_INSTALLED}' if softpak in result.not_installed else ''})"
+        for softpak, end in sorted(lic.grants.items()))
     verb = "Activated" if result.new else "Already active:"
     flash(f"{verb} license {lic.id}: {granted}.", "ok")
     return True

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from flask import request, url_for
 
+from .softpak_pages import pages
+
 
 @dataclass(frozen=True)
 class Page:
@@ -37,7 +39,6 @@ class Menu:
 
 
 def _softpak_entries(menu: str) -> tuple:
-    from .softpak_pages import pages
     entries = []
     for page in pages():
         path = page["menu"].split(" > ")
@@ -47,7 +48,7 @@ def _softpak_entries(menu: str) -> tuple:
     return tuple(entries)
 
 
-def _tree() -> tuple:
+def menu_tree() -> tuple:
     return tuple(Menu(menu.label, menu.pages + _softpak_entries(menu.label)) for menu in _core_tree())
 
 
@@ -82,14 +83,10 @@ def _core_tree() -> tuple:
     )
 
 
-def menu_tree() -> tuple:
-    return _tree()
-
-
 def current_page() -> Page | None:
     """The menu entry for this request, matched by endpoint and arguments, or
     the entry whose sub-page this is."""
-    pages = [page for menu in _tree() for page in menu.pages]
+    pages = [page for menu in menu_tree() for page in menu.pages]
     endpoint = request.endpoint or ""
     for page in pages:
         if page.endpoint == endpoint and \
@@ -99,11 +96,3 @@ def current_page() -> Page | None:
         if endpoint.startswith(page.endpoint + "_"):
             return page
     return None
-
-
-def page_for(endpoint: str, **args) -> Page:
-    for menu in _tree():
-        for page in menu.pages:
-            if page.endpoint == endpoint and page.args == args:
-                return page
-    raise KeyError(endpoint)

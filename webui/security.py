@@ -1,9 +1,10 @@
-"""Response headers and the refusal page for forms without a valid CSRF token."""
+"""Response headers, CSRF protection and the refusal page for forms without
+a valid CSRF token."""
 
 from __future__ import annotations
 
 from flask import render_template
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
 # No inline script, nothing from other sites: a message that slipped through
 # escaping still could not run.
@@ -11,7 +12,12 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
+csrf = CSRFProtect()
+
+
 def install(app):
+    csrf.init_app(app)
+
     @app.after_request
     def headers(response):
         response.headers.setdefault("Content-Security-Policy", CSP)

@@ -11,13 +11,14 @@ from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleFiel
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from firmware.config import SettingError, declarations
-from firmware.config.types import DAYS, Bool, Choice, Days, Secret
+from firmware.config.types import DAYS, Bool, Choice, Days, NotYet, Secret
+from firmware.plugins import softpak_name
 
 try:  # WTForms 3.3 wants choice objects and will stop taking tuples
     from wtforms.fields.choices import SelectChoice as _Choice
-except ImportError:  # older WTForms takes (value, label)
-    def _Choice(value, label):
-        return (value, label)
+except ImportError:  # older WTForms takes (value, label, render_kw)
+    def _Choice(value, label, render_kw=None):
+        return (value, label, render_kw or {})
 
 SECRET_UNCHANGED_HINT = "leave empty to keep the stored password"
 
@@ -36,6 +37,9 @@ class FieldInfo:
     visible_when: tuple | None
     locked_choices: dict  # choice value -> SoftPak it needs, when not licensed
     visible: bool = True  # with the values shown; the page script updates it as they change
+    not_yet: tuple = ()   # labels of the choices this firmware does not have yet
+    runs_as: str = ""     # when the stored value is one of them: the label of what runs instead
+    stored_label: str = ""
 
 
 def settings_for(menu: str) -> list:
@@ -55,10 +59,17 @@ def _field_for(setting, active_softpaks: set):
     if isinstance(kind, Secret):
         return PasswordField(label, render_kw={"autocomplete": "new-password",
                                                "placeholder": SECRET_UNCHANGED_HINT})
+    if isinstance(kind, NotYet):
+        # Not posted when disabled: the stored value (the default) stands.
+        return StringField(label, render_kw={"disabled": True})
     if isinstance(kind, Choice):
         choices = []
         for value, text in kind.choices:
             needed = setting.requires.get(value)
+            if value in kind.not_yet:
+                choices.append(_Choice(value, f"{text} (not in this firmware yet)",
+                                       render_kw={"disabled": True}))
+                continue
             if needed and needed not in active_softpaks:
                 text = f"{text} (needs the {needed_name(needed)} SoftPak)"
             choices.append(_Choice(value, text))
@@ -70,9 +81,7 @@ def _field_for(setting, active_softpaks: set):
 
 
 def needed_name(softpak_id: str) -> str:
-    from firmware.plugins import installed_softpaks
-    manifest = installed_softpaks().get(softpak_id)
-    return manifest.name if manifest else softpak_id
+    return softpak_name(softpak_id)
 
 
 def build(menu: str, store, formdata=None, base=FlaskForm):
@@ -85,19 +94,36 @@ def build_for(settings: list, store, formdata=None, base=FlaskForm):
     """The same for a chosen list of settings (first-boot setup asks a few)."""
     active = store.active_softpaks()
     fields, infos = {}, []
+    values = store.all()
     for setting in settings:
         name = field_name(setting.key)
         fields[name] = _field_for(setting, active)
-        locked = {v: s for v, s in setting.requires.items() if s not in active}
-        infos.append(FieldInfo(setting.key, setting, name, setting.visible_when, locked))
+        not_yet = getattr(setting.type, "not_yet", ())
+        locked = {v: s for v, s in setting.requires.items() if s not in active and v not in not_yet}
+        infos.append(FieldInfo(setting.key, setting, name, setting.visible_when, locked,
+                               not_yet=tuple(setting.type.label(v) for v in not_yet),
+                               runs_as=_runs_as(setting, values[setting.key]),
+                               stored_label=_label_of(setting, values[setting.key])))
     form_class = type("SettingsForm", (base,), fields)
-    values = store.all()
     data = {field_name(s.key): _form_value(s, values[s.key]) for s in settings}
     form = form_class(formdata=formdata, data=data)
     typed = {info.key: getattr(form, info.name).data for info in infos}
     for info in infos:
         info.visible = is_visible(info.visible_when, typed, values)
     return form, infos
+
+
+def _runs_as(setting, stored) -> str:
+    """For a stored value this firmware does not have (written by one that
+    offered it): the label of the value the box runs as instead."""
+    if stored not in getattr(setting.type, "not_yet", ()):
+        return ""
+    return setting.type.label(setting.type.runs_as)
+
+
+def _label_of(setting, value) -> str:
+    label = getattr(setting.type, "label", None)
+    return label(value) if label else str(value)
 
 
 def _form_value(setting, value):
@@ -121,6 +147,8 @@ def submitted_values(form, infos, current: dict) -> dict:
             continue
         value = typed[info.key]
         if isinstance(info.setting.type, Secret) and not value:
+            continue
+        if isinstance(info.setting.type, NotYet):
             continue
         if isinstance(info.setting.type, Days):
             value = ",".join(value or [])

@@ -8,14 +8,16 @@ import os
 import threading
 from pathlib import Path
 
-from . import DATA_ENV, DEV_HTTP_ENV, create_app
+from firmware.mail.queue import Spool
+from firmware.mail.queue_index import QueueIndex
+from firmware.run.web_admin import DATA_ENV, DEV_HTTP_ENV
+
+from . import create_app
 
 
 def _warm_queue_index(data_dir: Path):
     """Read a large queue into the index now, so the first visit to Messages
     in Queue does not wait for it (100,000 messages take seconds)."""
-    from firmware.mail.queue import Spool
-    from firmware.mail.queue_index import QueueIndex
     index = QueueIndex(Spool(data_dir / "queue"))
     try:
         index.sync()

@@ -1,7 +1,9 @@
-"""Settings store: schema, defaults, validation, migrations."""
+"""Settings store: the database (db), schema, defaults, validation, migrations."""
 
+from .db import transaction
 from .registry import declarations
-from .store import Change, Snapshot, Store, transaction
+from .store import Change, SchemaOutOfDate, Snapshot, Store, StoreMissing
 from .types import SettingError, UNLIMITED
 
-__all__ = ["declarations", "Change", "Snapshot", "Store", "transaction", "SettingError", "UNLIMITED"]
+__all__ = ["declarations", "Change", "SchemaOutOfDate", "Snapshot", "Store", "StoreMissing",
+           "transaction", "SettingError", "UNLIMITED"]

@@ -1,19 +1,33 @@
-"""Numbered, forward-only schema migrations. Each runs once, in order, in its
-own transaction; the schema version is kept in the meta table. A migration
-only adds (tables, columns, rows) so that older firmware can still read the
-database after a rollback."""
+"""Numbered, forward-only schema migrations, the core's and every installed
+SoftPak's. Each runs once, in order, in its own transaction; the versions
+are kept in the meta table. A migration only adds (tables, columns, rows) so
+that older firmware can still read the database after a rollback.
+
+They run at `gatebox init` and when the box starts (`gatebox run`), never
+on an ordinary open: `require_current` only checks, cheaply, that nothing is
+left to run."""
 
 from __future__ import annotations
 
 import sqlite_utils
 
+from firmware import plugins
+
+from .db import transaction
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database needs migrations this process will not run."""
+
 
 def _m1_base(db: sqlite_utils.Database):
-    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-    db.execute("CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    db.execute("""CREATE TABLE IF NOT EXISTS accounts (
-        name TEXT PRIMARY KEY, password_hash TEXT NOT NULL,
-        is_admin INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)""")
+    db["meta"].create({"key": str, "value": str}, pk="key", if_not_exists=True)
+    db["settings"].create({"key": str, "value": str}, pk="key", not_null={"value"},
+                          if_not_exists=True)
+    db["accounts"].create({"name": str, "password_hash": str, "is_admin": int, "created": float},
+                          pk="name", not_null={"password_hash", "is_admin", "created"},
+                          defaults={"is_admin": 0}, if_not_exists=True)
+    # Raw SQL: sqlite-utils cannot ask for AUTOINCREMENT, and audit ids must never be reused.
     db.execute("""CREATE TABLE IF NOT EXISTS audit (
         id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, actor TEXT NOT NULL,
         what TEXT NOT NULL, old TEXT, new TEXT)""")
@@ -21,56 +35,80 @@ def _m1_base(db: sqlite_utils.Database):
 
 def _m2_licenses(db: sqlite_utils.Database):
     # key_text is the whole signed key so it can be verified again on every read.
-    db.execute("""CREATE TABLE IF NOT EXISTS licenses (
-        key_id TEXT PRIMARY KEY, key_text TEXT NOT NULL, serial TEXT NOT NULL,
-        issued TEXT NOT NULL, grants TEXT NOT NULL,
-        activated_at REAL NOT NULL, activated_by TEXT NOT NULL)""")
+    columns = {"key_id": str, "key_text": str, "serial": str, "issued": str, "grants": str,
+               "activated_at": float, "activated_by": str}
+    db["licenses"].create(columns, pk="key_id", not_null=set(columns) - {"key_id"},
+                          if_not_exists=True)
 
 
 def _m3_mail_stats(db: sqlite_utils.Database):
     # One row per hour (epoch seconds of the hour's start) for the dashboard.
-    db.execute("""CREATE TABLE IF NOT EXISTS mail_stats (
-        hour INTEGER PRIMARY KEY, received INTEGER NOT NULL DEFAULT 0,
-        delivered INTEGER NOT NULL DEFAULT 0, rejected INTEGER NOT NULL DEFAULT 0,
-        bounced INTEGER NOT NULL DEFAULT 0)""")
+    counters = ("received", "delivered", "rejected", "bounced")
+    db["mail_stats"].create({"hour": int, **{c: int for c in counters}}, pk="hour",
+                            not_null=set(counters), defaults={c: 0 for c in counters},
+                            if_not_exists=True)
+
+
+def _m4_check_stats(db: sqlite_utils.Database):
+    # Per hour, how often each policy check (by name) refused mail.
+    db["check_stats"].create({"hour": int, "name": str, "count": int}, pk=("hour", "name"),
+                             not_null={"hour", "name", "count"}, defaults={"count": 0},
+                             if_not_exists=True)
 
 
 MIGRATIONS = [
     (1, _m1_base),
     (2, _m2_licenses),
     (3, _m3_mail_stats),
+    (4, _m4_check_stats),
 ]
 
 LATEST = MIGRATIONS[-1][0]
+CORE_KEY = "schema_version"
+
+
+def _versions(db: sqlite_utils.Database) -> dict[str, int]:
+    if not db["meta"].exists():
+        return {}
+    return {key: int(value) for key, value in
+            db.execute("SELECT key, value FROM meta WHERE key = ? OR key LIKE ?",
+                       [CORE_KEY, CORE_KEY + ":%"])}
 
 
 def current_version(db: sqlite_utils.Database) -> int:
-    if "meta" not in db.table_names():
-        return 0
-    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+    return _versions(db).get(CORE_KEY, 0)
+
+
+def _pending(db: sqlite_utils.Database, extra) -> list[tuple]:
+    """(meta key, number, fn) still to run, in order: the core's first."""
+    versions = _versions(db)
+    pending = [(CORE_KEY, number, migrate) for number, migrate in MIGRATIONS
+               if number > versions.get(CORE_KEY, 0)]
+    pending += [(f"{CORE_KEY}:{name}", number, migrate) for name, number, migrate in extra
+                if number > versions.get(f"{CORE_KEY}:{name}", 0)]
+    return pending
 
 
 def upgrade(db: sqlite_utils.Database, extra: list | None = None):
-    """Apply core migrations, then any (name, number, fn) a SoftPak registers."""
-    version = current_version(db)
-    for number, migrate in MIGRATIONS:
-        if number > version:
-            _apply(db, migrate, "schema_version", number)
-    for name, number, migrate in extra or []:
-        key = f"schema_version:{name}"
-        row = db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
-        if number > (int(row[0]) if row else 0):
-            _apply(db, migrate, key, number)
+    """Apply core migrations, then any (softpak, number, fn) given."""
+    for key, number, migrate in _pending(db, extra or []):
+        with transaction(db):
+            migrate(db)
+            db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
+                       "SET value = excluded.value", [key, str(number)])
 
 
-def _apply(db, migrate, key, number):
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        migrate(db)
-        db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE "
-                   "SET value = excluded.value", [key, str(number)])
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+def upgrade_all(db: sqlite_utils.Database):
+    """The core's and every installed SoftPak's migrations (init and start)."""
+    upgrade(db, extra=plugins.registry().migrations())
+
+
+def require_current(db: sqlite_utils.Database, data_dir) -> None:
+    """Raise SchemaOutOfDate, saying what to run, if any migration is pending.
+    A newer schema (after a firmware rollback) is fine: migrations only add."""
+    pending = _pending(db, plugins.registry().migrations())
+    if pending:
+        names = ", ".join(sorted({key.partition(":")[2] or "core" for key, _, _ in pending}))
+        raise SchemaOutOfDate(
+            f"the settings database at {data_dir} needs upgrading ({names}); run "
+            f"'gatebox --data {data_dir} init' or start the box ('gatebox run'), which upgrade it")

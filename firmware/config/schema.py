@@ -3,14 +3,16 @@ label and menu path. The CLI, the web forms and the daemons all read this."""
 
 from __future__ import annotations
 
-from .types import (AddressList, Bool, Choice, Days, Domain, Email, HostPort, Integer,
-                    Networks, Secret, Setting, Text, TimeRange, TimeZone)
+from .types import (UNLIMITED, AddressList, Bool, Choice, Days, Domain, Email, HostPort, Integer,
+                    Networks, NotYet, Score, Secret, Setting, Text, TimeRange, TimeZone)
 
 SETTINGS_MENU = "Email Server > Settings"
 ADVANCED_MENU = "Email Server > Settings > Advanced"
 SCHEDULING_MENU = "Email Server > Scheduling"
 QUEUE_MENU = "Email Server > Messages in Queue"
 SYSTEM_MENU = "System > Network"
+# The Anti-Spam SoftPak's page; until it is installed no page shows these.
+ANTISPAM_MENU = "Anti-Spam > Settings"
 
 SERVER_TYPES = (
     ("standalone", "Stand-Alone"),
@@ -20,6 +22,15 @@ SERVER_TYPES = (
     ("etrn", "Enhanced SMTP Turn Delivery"),
     ("mailbag", "SMTP Mail-bagging"),
 )
+
+# The types the manuals describe that fetch mail from the ISP (by POP,
+# ETRN or finger); this firmware does not do that yet.
+NOT_YET_SERVER_TYPES = ("multidrop", "mirrored", "etrn", "mailbag")
+# What a box runs as when its database holds one of them (written by a
+# firmware that offered it): every one of them keeps the office's mailboxes
+# on the box, so Stand-Alone delivers the mail that does arrive by SMTP to
+# those mailboxes instead of leaving it waiting for a retrieval that never runs.
+NOT_YET_SERVER_TYPE_RUNS_AS = "standalone"
 
 SCHEDULE_INTERVALS = (
     ("5", "Every 5 minutes"),
@@ -49,8 +60,12 @@ CORE_SETTINGS = [
     # Email Server > Settings
     Setting("email.server_enabled", Bool(), True, "Server Enabled", SETTINGS_MENU,
             "Accept and deliver mail. When off, the SMTP ports answer 421."),
-    Setting("email.server_type", Choice(SERVER_TYPES), "relay", "Server Type", SETTINGS_MENU,
-            "How the box handles mail. All types but Relay need the Mail Server SoftPak.",
+    Setting("email.server_type", Choice(SERVER_TYPES, not_yet=NOT_YET_SERVER_TYPES,
+                                           runs_as=NOT_YET_SERVER_TYPE_RUNS_AS), "relay",
+            "Server Type", SETTINGS_MENU,
+            "How the box handles mail. All types but Relay need the Mail Server SoftPak. "
+            "Multi-drop, Mirrored, Enhanced SMTP Turn Delivery and SMTP Mail-bagging are not in "
+            "this firmware yet.",
             requires={v: "mailserver" for v, _ in SERVER_TYPES if v != "relay"}),
     Setting("email.domain", Domain(allow_star=True), "example.com", "Domain Name", SETTINGS_MENU,
             "The office's mail domain, e.g. mydomain.com; * matches every domain (relay mode only)."),
@@ -89,6 +104,13 @@ CORE_SETTINGS = [
             "Maximum Message Size (MB)", ADVANCED_MENU),
     Setting("email.max_connections_per_host", Integer(1, 10000, unlimited=True), 5,
             "Maximum Connections Per Host", ADVANCED_MENU),
+    Setting("email.max_connections", Integer(1, 100000, unlimited=True), 100,
+            "Maximum Connections", ADVANCED_MENU,
+            "Simultaneous SMTP connections from all hosts together; more are answered 421."),
+    Setting("email.max_line_length", Integer(1000, 1_000_000, unlimited=True), 1000,
+            "Maximum Line Length (octets)", ADVANCED_MENU,
+            "Longest line of a message, CRLF included (RFC 5321: 1000). Some clients send "
+            "longer lines; raise this (up to 1000000) or type unlimited to accept them."),
     Setting("email.check_duplicate_messages", Bool(), False,
             "Check for duplicate messages due to client timeouts", ADVANCED_MENU,
             "Clients that give up after one minute resend; accept the resend but keep one copy."),
@@ -105,10 +127,25 @@ CORE_SETTINGS = [
             ADVANCED_MENU),
     Setting("email.timeout_termination_min", Integer(1, 60), 10, "Message Termination (minutes)",
             ADVANCED_MENU),
-    Setting("email.max_retrieve_per_session", Integer(1, 100000, unlimited=True), "unlimited",
+    Setting("email.max_retrieve_per_session",
+            NotYet(Integer(1, 100000, unlimited=True), "Maximum messages to retrieve per session",
+                   keeps=UNLIMITED), UNLIMITED,
             "Maximum messages to retrieve per session", ADVANCED_MENU,
-            "Multi-drop and mirrored systems only.",
+            "Multi-drop and mirrored systems only. Not in this firmware yet: the box does not "
+            "retrieve mail from the ISP, so it stays unlimited.",
             visible_when=_relay_only("multidrop", "mirrored")),
+
+    # Spam score thresholds: what a message's total score leads to at the end
+    # of DATA. Off until the Anti-Spam SoftPak sets them.
+    Setting("email.spam_tag_score", Score(), None, "Tag Score", ANTISPAM_MENU,
+            "From this score on, [SPAM] is added to the subject and X-Spam headers are added. "
+            "Set by the Anti-Spam SoftPak."),
+    Setting("email.spam_quarantine_score", Score(), None, "Quarantine Score", ANTISPAM_MENU,
+            "From this score on, the message is held instead of delivered. "
+            "Set by the Anti-Spam SoftPak."),
+    Setting("email.spam_reject_score", Score(), None, "Reject Score", ANTISPAM_MENU,
+            "From this score on, the message is refused with 550 5.7.1. "
+            "Set by the Anti-Spam SoftPak."),
 
     # Email Server > Scheduling
     Setting("email.business_week", Days(), "mon,tue,wed,thu,fri", "Business Week", SCHEDULING_MENU),

@@ -1,22 +1,28 @@
 """The settings database: one SQLite file on the data partition, opened
 through sqlite-utils. A change is one transaction that also bumps the
-generation number running services watch to reload."""
+generation number running services watch to reload.
+
+Opening a store only checks that the schema is current; the migrations run
+at `gatebox init` (Store.create) and when the box starts (Store.upgrade)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlite_utils
+from firmware import licensing, plugins
 
+from . import db as database
 from . import migrations
+from .db import transaction
+from .migrations import SchemaOutOfDate
 from .registry import declarations
 from .types import Invalid, SettingError
+
+__all__ = ["Change", "Snapshot", "Store", "StoreMissing", "SchemaOutOfDate", "transaction"]
 
 DB_NAME = "gatebox.db"
 
@@ -29,27 +35,48 @@ class Change:
     warning: str | None = None
 
 
+class StoreMissing(FileNotFoundError):
+    """No settings database in the data directory."""
+
+
 class Store:
     def __init__(self, data_dir: str | os.PathLike):
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / DB_NAME
         if not self.path.exists():
-            raise FileNotFoundError(
+            raise StoreMissing(
                 f"no settings database at {self.path}; run 'gatebox --data {self.data_dir} init' first")
-        self.db = _open(self.path)
-        migrations.upgrade(self.db)
+        self.db = database.open(self.path)
+        try:
+            migrations.require_current(self.db, self.data_dir)
+        except BaseException:
+            self.db.conn.close()
+            raise
 
     @classmethod
     def create(cls, data_dir: str | os.PathLike) -> "Store":
+        """Create the database or bring it up to date (`gatebox init`)."""
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        db = _open(data_dir / DB_NAME)
-        migrations.upgrade(db)
-        db.conn.close()
+        _upgrade(data_dir / DB_NAME)
+        return cls(data_dir)
+
+    @classmethod
+    def upgrade(cls, data_dir: str | os.PathLike) -> "Store":
+        """Open an existing database after running its pending migrations,
+        the core's and the installed SoftPaks' (`gatebox run`)."""
+        path = Path(data_dir) / DB_NAME
+        if not path.exists():
+            raise StoreMissing(
+                f"no settings database at {path}; run 'gatebox --data {data_dir} init' first")
+        _upgrade(path)
         return cls(data_dir)
 
     def close(self):
         self.db.conn.close()
+
+    def transaction(self, write: bool = True):
+        return transaction(self.db, write)
 
     # ---- settings -------------------------------------------------------
     def get(self, key: str):
@@ -65,7 +92,8 @@ class Store:
         with transaction(self.db, write=False):
             generation = self.generation()
             values = self.all()
-        return Snapshot(values, generation)
+        further = frozenset(plugins.registry().local_domains(values))
+        return Snapshot(values, generation, further)
 
     def generation(self) -> int:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
@@ -83,7 +111,7 @@ class Store:
             if active_softpaks is None:
                 active_softpaks = self.active_softpaks()
             if needed not in active_softpaks:
-                raise SettingError(key, f"'{value}' needs the {_softpak_name(needed)} SoftPak, "
+                raise SettingError(key, f"'{value}' needs the {plugins.softpak_name(needed)} SoftPak, "
                                         "which is not licensed on this box")
         return value
 
@@ -116,10 +144,13 @@ class Store:
     def render(self, key: str, value) -> str:
         return _render(key, value)
 
-    # ---- licensing hook -------------------------------------------------
+    # ---- licensing -------------------------------------------------------
     def active_softpaks(self) -> set:
-        from firmware.licensing import active_softpaks
-        return active_softpaks(self)
+        return licensing.active_softpaks(self)
+
+    def installed_softpaks(self) -> set:
+        """What licensing needs to know of the registry (it sits below it)."""
+        return set(plugins.installed_softpaks())
 
     # ---- bookkeeping ----------------------------------------------------
     def _bump_generation(self):
@@ -142,33 +173,24 @@ class Store:
 
 @dataclass(frozen=True)
 class Snapshot:
+    """The settings at one generation, for running services. It also carries
+    the further local domains the SoftPaks derive from those settings
+    (gatebox_local_domains), so the mail stack never reads a SoftPak's
+    setting by name."""
     values: dict
     generation: int
+    further_local_domains: frozenset = field(default_factory=frozenset)
 
     def __getitem__(self, key):
         return self.values[key]
 
 
-@contextlib.contextmanager
-def transaction(db: sqlite_utils.Database, write: bool = True):
-    """One explicit SQLite transaction (the connection is in autocommit mode,
-    so sqlite-utils' own helpers must not be used inside it)."""
-    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+def _upgrade(path: Path):
+    db = database.open(path)
     try:
-        yield db
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
-def _open(path: Path) -> sqlite_utils.Database:
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-    db = sqlite_utils.Database(conn)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("PRAGMA busy_timeout=30000")
-    return db
+        migrations.upgrade_all(db)
+    finally:
+        db.conn.close()
 
 
 def _declaration(key: str):
@@ -180,11 +202,6 @@ def _declaration(key: str):
 
 def _render(key: str, value) -> str:
     return _declaration(key).type.render(value)
-
-
-def _softpak_name(softpak_id: str) -> str:
-    return {"mailserver": "Mail Server", "antispam": "Anti-Spam",
-            "antivirus": "Anti-Virus"}.get(softpak_id, softpak_id)
 
 
 def _check_combination(values: dict, changed: dict):

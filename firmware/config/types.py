@@ -29,7 +29,7 @@ class Invalid(ValueError):
     """Raised by a type's parse(); the store adds the setting's name."""
 
 
-def _is_hostname(text: str, allow_underscore: bool = False) -> bool:
+def is_hostname(text: str, allow_underscore: bool = False) -> bool:
     if not text or len(text) > 253:
         return False
     labels = text.rstrip(".").split(".")
@@ -39,10 +39,6 @@ def _is_hostname(text: str, allow_underscore: bool = False) -> bool:
         if "_" in label and not allow_underscore:
             return False
     return True
-
-
-def is_hostname(text: str, allow_underscore: bool = False) -> bool:
-    return _is_hostname(text, allow_underscore)
 
 
 @dataclass(frozen=True)
@@ -92,12 +88,49 @@ class Integer:
 
 
 @dataclass(frozen=True)
+class Score:
+    """A spam score threshold, or off (None)."""
+    minimum: float = -1000.0
+    maximum: float = 1000.0
+
+    @property
+    def rule(self) -> str:
+        return f"must be a number from {self.minimum:g} to {self.maximum:g}, or off"
+
+    def parse(self, raw):
+        text = "" if raw is None else str(raw).strip().lower()
+        if text in ("", "off", "none"):
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            raise Invalid(self.rule) from None
+        if not self.minimum <= number <= self.maximum:  # also refuses nan
+            raise Invalid(self.rule)
+        return number
+
+    def render(self, value) -> str:
+        return "off" if value is None else f"{value:g}"
+
+
+def not_in_firmware_yet(feature: str) -> str:
+    return f"'{feature}' is not in this firmware yet"
+
+
+@dataclass(frozen=True)
 class Choice:
     choices: tuple  # ((value, label), ...)
+    # Values the manuals name that this firmware cannot do yet: shown, never
+    # accepted; a stored one (from a firmware that had it) runs as `runs_as`.
+    not_yet: tuple = ()
+    runs_as: str = ""
 
     @property
     def values(self) -> list:
-        return [value for value, _ in self.choices]
+        return [value for value, _ in self.choices if value not in self.not_yet]
+
+    def label(self, value) -> str:
+        return dict(self.choices).get(value, str(value))
 
     @property
     def rule(self) -> str:
@@ -105,12 +138,40 @@ class Choice:
 
     def parse(self, raw):
         text = str(raw).strip().lower()
+        if text in self.not_yet:
+            raise Invalid(not_in_firmware_yet(self.label(text)))
         if text not in self.values:
             raise Invalid(self.rule)
         return text
 
     def render(self, value) -> str:
         return str(value)
+
+
+@dataclass(frozen=True)
+class NotYet:
+    """A setting the manuals describe whose feature this firmware lacks. It is
+    listed with its default, which is the one value accepted, so a saved
+    configuration loads again; any other value is refused by name."""
+    type: object
+    feature: str
+    keeps: object
+
+    @property
+    def rule(self) -> str:
+        return not_in_firmware_yet(self.feature)
+
+    def parse(self, raw):
+        try:
+            value = self.type.parse(raw)
+        except Invalid:
+            value = None
+        if value != self.keeps:
+            raise Invalid(self.rule)
+        return self.keeps
+
+    def render(self, value) -> str:
+        return self.type.render(value)
 
 
 @dataclass(frozen=True)
@@ -144,7 +205,7 @@ class Domain:
         text = str(raw).strip().lower().rstrip(".")
         if self.allow_star and text == "*":
             return text
-        if "." not in text or not _is_hostname(text):
+        if "." not in text or not is_hostname(text):
             raise Invalid(self.rule)
         return text
 
@@ -192,7 +253,7 @@ class HostPort:
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            if not _is_hostname(host):
+            if not is_hostname(host):
                 raise Invalid(self.rule)
         return text.lower()
 
@@ -244,7 +305,7 @@ class Email:
         if not text and self.optional:
             return ""
         local, at, domain = text.rpartition("@")
-        if not at or not local or not _is_hostname(domain) or re.search(r"[\s<>()\[\],;:\"]", local):
+        if not at or not local or not is_hostname(domain) or re.search(r"[\s<>()\[\],;:\"]", local):
             raise Invalid(self.rule)
         return text
 

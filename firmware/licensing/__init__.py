@@ -1,26 +1,23 @@
 """License keys and the SoftPaks they grant: the key format (payload,
-textform), vendor keys (trust), checks (verify), expiry states (expiry) and
-the licenses activated on this box (activation, online)."""
+textform), vendor keys (trust), checks (verify), expiry states (expiry), the
+box's serial number keys name (serial) and the licenses activated on this box
+(activation, online). Licensing knows nothing of settings or SoftPaks: the
+caller hands it a store and, through it, the installed SoftPak ids."""
 
 from __future__ import annotations
 
-from .activation import (Activation, StoredLicense, activate, granted, remove,
-                         stored_licenses)
-from .activation import active_softpaks as _active_softpaks
+from .activation import (NOT_INSTALLED, Activation, StoredLicense, activate, active_softpaks,
+                         granted, remove, stored_licenses)
 from .errors import (BadSignature, ExpiredKey, LicenseError, MalformedKey, NoSuchLicense,
                      OnlineActivationError, UnknownSoftPak, WrongSerial)
-
-
-def active_softpaks(store, now=None) -> set[str]:
-    """The SoftPaks running on this box now (licensed, not past the grace period)."""
-    return _active_softpaks(store, now)
+from .serial import NoSerial, box_serial
 
 
 def is_active(store, softpak: str, now=None) -> bool:
     return softpak in active_softpaks(store, now)
 
 
-__all__ = ["Activation", "StoredLicense", "activate", "granted", "remove", "stored_licenses",
-           "active_softpaks", "is_active", "BadSignature", "ExpiredKey", "LicenseError",
-           "MalformedKey", "NoSuchLicense", "OnlineActivationError", "UnknownSoftPak",
-           "WrongSerial"]
+__all__ = ["NOT_INSTALLED", "Activation", "StoredLicense", "activate", "granted", "remove",
+           "stored_licenses", "active_softpaks", "is_active", "BadSignature", "ExpiredKey",
+           "LicenseError", "MalformedKey", "NoSuchLicense", "OnlineActivationError",
+           "UnknownSoftPak", "WrongSerial", "NoSerial", "box_serial"]

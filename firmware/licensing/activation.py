@@ -3,7 +3,17 @@
 Each stored key is verified again whenever it is read, so a row copied from
 another box or edited by hand grants nothing. Removing a license or letting
 it expire touches no setting, mailbox or queued message: the SoftPak stops,
-and a new key brings it back as it was."""
+and a new key brings it back as it was.
+
+`store` is the settings store or anything shaped like it: `.db`,
+`.transaction()`, `.audit()`, `.touch()` and `.installed_softpaks()`, the
+SoftPak ids this firmware carries. Licensing sits below the settings and the
+SoftPak registry, so the caller knows what is installed and hands it over.
+
+A key needs to grant at least one installed SoftPak. Its grants for SoftPaks
+this firmware lacks are kept (they are part of the signed key text) and take
+effect once a firmware that has them is installed; until then listings show
+them as NOT_INSTALLED and they are never active."""
 
 from __future__ import annotations
 
@@ -13,17 +23,19 @@ import json
 import time
 from dataclasses import dataclass
 
-from firmware.config import transaction
-
 from . import expiry, textform, trust, verify
 from .errors import LicenseError, NoSuchLicense
 from .payload import License
+from .serial import box_serial
+
+NOT_INSTALLED = "not in this firmware"
 
 
 @dataclass
 class Activation:
     license: License
     new: bool
+    not_installed: set        # granted SoftPaks this firmware lacks
 
 
 @dataclass
@@ -35,24 +47,17 @@ class StoredLicense:
     activated_at: float
     activated_by: str
     problem: str | None       # why it grants nothing on this box, or None
-
-
-def installed_softpaks() -> set[str]:
-    from firmware import plugins
-    return set(plugins.installed_softpaks())
-
-
-def box_serial() -> str:
-    from firmware.system.serial import box_serial as read_serial
-    return read_serial()
+    not_installed: set        # granted SoftPaks this firmware lacks
 
 
 def activate(store, text: str, actor: str = "system", now=None) -> Activation:
-    lic = verify.verify(text, box_serial(), installed_softpaks(), now)
+    installed = set(store.installed_softpaks())
+    lic = verify.verify(text, box_serial(), installed, now)
+    missing = verify.not_installed(lic, installed)
     canonical = textform.encode(textform.decode(text))
-    with transaction(store.db):
+    with store.transaction():
         if store.db.execute("SELECT 1 FROM licenses WHERE key_id = ?", [lic.id]).fetchone():
-            return Activation(lic, new=False)
+            return Activation(lic, False, missing)
         store.db.execute(
             "INSERT INTO licenses(key_id, key_text, serial, issued, grants, activated_at, activated_by)"
             " VALUES(?, ?, ?, ?, ?, ?, ?)",
@@ -60,12 +65,12 @@ def activate(store, text: str, actor: str = "system", now=None) -> Activation:
              time.time(), actor])
         store.audit(actor, f"activate license {lic.id}", "", _grants_text(lic.grants))
     store.touch()
-    return Activation(lic, new=True)
+    return Activation(lic, True, missing)
 
 
 def remove(store, key_id: str, actor: str = "system"):
     key_id = key_id.strip().upper()
-    with transaction(store.db):
+    with store.transaction():
         row = store.db.execute("SELECT grants FROM licenses WHERE key_id = ?", [key_id]).fetchone()
         if row is None:
             raise NoSuchLicense(f"{key_id} (see 'gatebox license show')")
@@ -76,6 +81,7 @@ def remove(store, key_id: str, actor: str = "system"):
 
 def stored_licenses(store, now=None) -> list[StoredLicense]:
     serial = box_serial()
+    installed = set(store.installed_softpaks())
     result = []
     for row in store.db.query("SELECT * FROM licenses ORDER BY activated_at, key_id"):
         problem = None
@@ -84,15 +90,17 @@ def stored_licenses(store, now=None) -> list[StoredLicense]:
             verify.check_serial(lic, serial)
         except LicenseError as error:
             problem = str(error)
-        result.append(StoredLicense(row["key_id"], _grants_from_json(row["grants"]),
+        grants = _grants_from_json(row["grants"])
+        result.append(StoredLicense(row["key_id"], grants,
                                     datetime.date.fromisoformat(row["issued"]), row["serial"],
-                                    row["activated_at"], row["activated_by"], problem))
+                                    row["activated_at"], row["activated_by"], problem,
+                                    set(grants) - installed))
     return result
 
 
 def granted(store, now=None) -> dict:
     """softpak -> best expiry (None = perpetual) over the licenses valid on this box,
-    whatever their expiry state."""
+    whatever their expiry state, including SoftPaks this firmware lacks."""
     result = {}
     for stored in stored_licenses(store, now):
         if stored.problem:
@@ -103,8 +111,11 @@ def granted(store, now=None) -> dict:
 
 
 def active_softpaks(store, now=None) -> set[str]:
+    """The SoftPaks running on this box now (installed, licensed, not past the
+    grace period)."""
+    installed = set(store.installed_softpaks())
     return {softpak for softpak, end in granted(store, now).items()
-            if expiry.state(end, now) in expiry.RUNNING_STATES}
+            if softpak in installed and expiry.state(end, now) in expiry.RUNNING_STATES}
 
 
 def _trust_fingerprint() -> tuple:

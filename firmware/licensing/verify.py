@@ -30,11 +30,17 @@ def check_serial(lic: payload.License, serial: str):
                           "(see 'gatebox license serial')")
 
 
+def not_installed(lic: payload.License, installed: set[str]) -> set[str]:
+    """The SoftPaks the key grants that this firmware lacks. Their grants stay in
+    the key and take effect once a firmware that has them is installed."""
+    return set(lic.grants) - set(installed)
+
+
 def check_for_box(lic: payload.License, serial: str, installed: set[str], now=None):
     check_serial(lic, serial)
-    unknown = sorted(set(lic.grants) - installed)
-    if unknown:
-        raise UnknownSoftPak(f"{', '.join(unknown)} is not part of this firmware "
+    if not set(lic.grants) & set(installed):
+        verb = "is" if len(lic.grants) == 1 else "are"
+        raise UnknownSoftPak(f"{', '.join(sorted(lic.grants))} {verb} not part of this firmware "
                              f"(installed: {', '.join(sorted(installed)) or 'none'}); "
                              "a firmware update may be needed")
     states = {softpak: expiry.state(end, now) for softpak, end in lic.grants.items()}

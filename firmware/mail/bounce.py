@@ -5,7 +5,6 @@ sent to the envelope sender, with a copy to the administrator when
 from __future__ import annotations
 
 import email.utils
-import time
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
@@ -13,7 +12,8 @@ from email.mime.text import MIMEText
 from email.policy import SMTP
 
 from .headers import header_block
-from .queue import Envelope, Recipient, new_queue_id
+from .queue import Envelope, Recipient
+from .submit import Submission, mailer_daemon
 
 
 def admin_address(settings) -> str:
@@ -50,7 +50,6 @@ def _fields(pairs) -> Message:
 def build(envelope: Envelope, failed: list[Recipient], original: bytes, settings,
           reason: str = "") -> bytes:
     hostname = settings["system.hostname"]
-    now = time.time()
     text_lines = [
         f"This is the mail system at host {hostname}.",
         "",
@@ -63,11 +62,9 @@ def build(envelope: Envelope, failed: list[Recipient], original: bytes, settings
     for recipient in failed:
         text_lines.append(f"<{recipient.original or recipient.address}>: {recipient.detail}")
     report = MIMEMultipart("report", report_type="delivery-status")
-    report["From"] = f"Mail Delivery System <MAILER-DAEMON@{hostname}>"
+    report["From"] = f"Mail Delivery System <{mailer_daemon(settings)}>"
     report["To"] = envelope.sender or admin_address(settings)
     report["Subject"] = "Undelivered Mail Returned to Sender"
-    report["Date"] = email.utils.formatdate(now, localtime=True)
-    report["Message-ID"] = email.utils.make_msgid(domain=hostname)
     report["Auto-Submitted"] = "auto-replied"
     text = "\n".join(text_lines) + "\n"
     report.attach(MIMEText(text, "plain", "us-ascii" if text.isascii() else "utf-8"))
@@ -96,9 +93,9 @@ def build(envelope: Envelope, failed: list[Recipient], original: bytes, settings
     return report.as_bytes(policy=SMTP)
 
 
-def bounce_envelope(envelope: Envelope, failed: list[Recipient], original: bytes, settings,
-                    reason: str = "") -> tuple[Envelope, bytes] | None:
-    """The DSN to enqueue for these failed recipients, or None when there is
+def bounce_submission(envelope: Envelope, failed: list[Recipient], original: bytes, settings,
+                      reason: str = "") -> Submission | None:
+    """The DSN to submit for these failed recipients, or None when there is
     no one to tell. Mail from the null sender is reported to the administrator."""
     if envelope.is_bounce:
         # A notification that cannot be delivered is logged and dropped: a
@@ -108,9 +105,5 @@ def bounce_envelope(envelope: Envelope, failed: list[Recipient], original: bytes
     if settings["email.forward_undeliverable_to_admin"]:
         to.append(admin_address(settings))
     to = list(dict.fromkeys(to))
-    message = build(envelope, failed, original, settings, reason)
-    dsn = Envelope(id=new_queue_id(), sender="", recipients=[Recipient(a) for a in to],
-                   received=time.time(), client_address="127.0.0.1", helo="localhost",
-                   direction="outbound", size=len(message), subject="Undelivered Mail Returned to Sender",
-                   header_from=f"MAILER-DAEMON@{settings['system.hostname']}", is_bounce=True)
-    return dsn, message
+    return Submission(sender="", recipients=to, message=build(envelope, failed, original, settings, reason),
+                      origin="bounce", note=f"non-delivery notification for {envelope.id}")

@@ -1,15 +1,38 @@
-"""The core policy checks (Email Server > Settings and > Advanced)."""
+"""The core policy checks (Email Server > Settings and > Advanced). Every
+refusal smtpd makes is one of these, or a SoftPak's, so that it is logged
+with its name and counted.
+
+Per-session command limits follow Postfix: smtpd_junk_command_limit (NOOP,
+RSET, VRFY; clients that may not relay) and smtpd_hard_error_limit for
+commands the server does not know. RFC 5321 sets no number for either."""
 
 from __future__ import annotations
 
 import ipaddress
 
+from firmware.config import UNLIMITED
 from firmware.config.types import is_hostname
 
 from . import addresses
-from .policy import Check, Context, reject, tempfail
+from .headers import summary
+from .policy import Check, Context, Order, reject, tempfail
 from .route import is_local_domain
 
+MAX_RECIPIENTS = 1000            # per message (Postfix: smtpd_recipient_limit)
+MAX_HOPS = 50                    # Received headers before we call it a loop
+JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY"})
+JUNK_COMMAND_LIMIT = 100         # per session (Postfix: smtpd_junk_command_limit)
+UNKNOWN_COMMAND_LIMIT = 20       # per session (Postfix: smtpd_hard_error_limit)
+MEGABYTE = 1024 * 1024
+
+
+def message_size_limit(settings) -> int | None:
+    """Octets, or None for unlimited."""
+    size = settings["email.max_message_size_mb"]
+    return None if size == UNLIMITED else size * MEGABYTE
+
+
+# ---- connect -------------------------------------------------------------------------
 
 
 def server_enabled(ctx: Context):
@@ -18,6 +41,39 @@ def server_enabled(ctx: Context):
     return None
 
 
+def max_connections(ctx: Context):
+    limit = ctx.settings["email.max_connections"]
+    if limit != UNLIMITED and ctx.total_connections > limit:
+        return tempfail("4.7.0", f"Too many connections (limit {limit}), try again later", 421)
+    return None
+
+
+def max_connections_per_host(ctx: Context):
+    limit = ctx.settings["email.max_connections_per_host"]
+    if limit != UNLIMITED and ctx.host_connections > limit:
+        return tempfail("4.7.0", f"Too many connections from {ctx.client_ip} (limit {limit})", 421)
+    return None
+
+
+# ---- command -------------------------------------------------------------------------
+def command_limits(ctx: Context):
+    """Counted before each command; the command that goes over is refused
+    and the connection closed."""
+    counts = ctx.command_counts
+    if not ctx.command_known:
+        if counts.get("*", 0) > UNKNOWN_COMMAND_LIMIT:
+            return tempfail("4.7.0", f"Error: too many unknown commands "
+                                     f"(limit {UNKNOWN_COMMAND_LIMIT})", 421)
+        return None
+    if ctx.command in JUNK_COMMANDS and not ctx.may_relay:
+        junk = sum(counts.get(c, 0) for c in JUNK_COMMANDS)
+        if junk > JUNK_COMMAND_LIMIT:
+            return tempfail("4.7.0", f"Error: too many NOOP, RSET or VRFY commands "
+                                     f"(limit {JUNK_COMMAND_LIMIT})", 421)
+    return None
+
+
+# ---- helo ----------------------------------------------------------------------------
 def helo_syntax(ctx: Context):
     name = ctx.helo.strip()
     literal = addresses.literal_ip(name)
@@ -54,6 +110,15 @@ def helo_impersonation(ctx: Context):
     return None
 
 
+# ---- mail ----------------------------------------------------------------------------
+def declared_size(ctx: Context):
+    """RFC 1870: a SIZE= over the limit is refused at MAIL, before any data."""
+    limit = message_size_limit(ctx.settings)
+    if limit is not None and ctx.declared_size is not None and ctx.declared_size > limit:
+        return reject("5.3.4", "Message size exceeds fixed limit", 552)
+    return None
+
+
 def submission_requires_auth(ctx: Context):
     if ctx.port_kind == "submission" and not ctx.may_relay:
         return reject("5.7.0", "Authentication required", 530)
@@ -66,6 +131,13 @@ def sender_syntax(ctx: Context):
     address = addresses.parse(ctx.sender)
     if not address.domain or address.source_route:
         return reject("5.1.7", f"Sender address rejected: <{ctx.sender}> is not a full address", 553)
+    return None
+
+
+# ---- rcpt ----------------------------------------------------------------------------
+def max_recipients(ctx: Context):
+    if len(ctx.recipients) >= MAX_RECIPIENTS:
+        return tempfail("4.5.3", "Error: too many recipients", 452)
     return None
 
 
@@ -95,6 +167,30 @@ def relay_access(ctx: Context):
     return None
 
 
+# ---- data ----------------------------------------------------------------------------
+def message_size(ctx: Context):
+    limit = message_size_limit(ctx.settings)
+    if limit is not None and ctx.data_size > limit:
+        return reject("5.3.4", "Message size exceeds fixed limit", 552)
+    return None
+
+
+def line_length(ctx: Context):
+    """RFC 5321 4.5.3.1.6: 1000 octets a line, CRLF included, unless the
+    administrator allows more (Maximum Line Length)."""
+    limit = ctx.settings["email.max_line_length"]
+    if limit != UNLIMITED and ctx.longest_line > limit:
+        return reject("5.5.2", f"Line too long (limit {limit} octets, RFC 5321 section 4.5.3.1.6)",
+                      500)
+    return None
+
+
+def max_hops(ctx: Context):
+    if summary(ctx.message).received_count >= MAX_HOPS:
+        return reject("5.4.6", "Too many hops (mail loop?)", 554)
+    return None
+
+
 def bare_line_endings(ctx: Context):
     """SMTP smuggling: a bare LF (or CR) can end DATA on other servers, so
     '\\n.\\n' hides a second message. Refuse the whole transaction."""
@@ -107,12 +203,22 @@ def bare_line_endings(ctx: Context):
 
 
 CORE_CHECKS = [
-    Check("server_enabled", "connect", server_enabled, order=10),
-    Check("helo_syntax", "helo", helo_syntax, order=10),
-    Check("helo_impersonation", "helo", helo_impersonation, order=20),
-    Check("submission_requires_auth", "mail", submission_requires_auth, order=10),
-    Check("sender_syntax", "mail", sender_syntax, order=20),
-    Check("recipient_routing", "rcpt", recipient_routing, order=10),
-    Check("relay_access", "rcpt", relay_access, order=20),
-    Check("bare_line_endings", "data", bare_line_endings, order=10),
+    Check("server_enabled", "connect", server_enabled, Order.FIRST),
+    Check("max_connections", "connect", max_connections, Order.LIMITS),
+    Check("max_connections_per_host", "connect", max_connections_per_host, Order.LIMITS),
+    Check("command_limits", "command", command_limits, Order.LIMITS),
+    Check("helo_syntax", "helo", helo_syntax, Order.SYNTAX),
+    Check("helo_impersonation", "helo", helo_impersonation, Order.RELAY),
+    Check("declared_size", "mail", declared_size, Order.LIMITS),
+    Check("submission_requires_auth", "mail", submission_requires_auth, Order.AUTH),
+    Check("sender_syntax", "mail", sender_syntax, Order.SYNTAX),
+    Check("max_recipients", "rcpt", max_recipients, Order.LIMITS),
+    Check("recipient_routing", "rcpt", recipient_routing, Order.SYNTAX),
+    Check("relay_access", "rcpt", relay_access, Order.RELAY),
+    # The size and line checks come first: past either limit the message was
+    # not kept, and no later check may look at what is left.
+    Check("message_size", "data", message_size, Order.LIMITS),
+    Check("line_length", "data", line_length, Order.LIMITS),
+    Check("max_hops", "data", max_hops, Order.LIMITS),
+    Check("bare_line_endings", "data", bare_line_endings, Order.SYNTAX),
 ]

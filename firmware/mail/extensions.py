@@ -2,7 +2,8 @@
 routes and delivery agents for the queue manager, and services. Re-read
 whenever the settings generation moves (a license activation or removal
 bumps it), so licensing changes take effect in running services without a
-restart."""
+restart. (Further local domains ride on the settings snapshot: see
+firmware.config.store.Snapshot.)"""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ def _flatten(batches) -> list:
 
 def policy(store) -> Policy:
     manager = plugins.active_plugin_manager(store)
-    extra = [c if isinstance(c, Check) else Check(c.name, c.stage, c.run, getattr(c, "order", 100))
-             for c in _flatten(manager.hook.gatebox_policy_checks(store=store))]
+    extra = _flatten(manager.hook.gatebox_policy_checks(store=store))
+    for check in extra:
+        # A SoftPak's check must declare its stage, position and failure mode.
+        if not isinstance(check, Check):
+            raise TypeError(f"SoftPak policy check {check!r} is not a firmware.mail.policy.Check")
     return Policy(CORE_CHECKS + extra)
 
 

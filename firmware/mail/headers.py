@@ -60,3 +60,83 @@ def summary(message: bytes) -> Summary:
             found[name] = value
     return Summary(found["message-id"][:998], decode(found["subject"])[:998],
                    decode(found["from"])[:998], received)
+
+
+# ---- what the box adds ------------------------------------------------------------------
+_FIELD_NAME = re.compile(rb"^([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+FIELD_VALUE_LIMIT = 900
+
+
+def safe_text(value, limit: int = 200) -> str:
+    """Client-supplied text made fit for a header or a log line: printable
+    ASCII only (anything else, CR and LF above all, becomes '?'), single
+    spaces, at most `limit` characters."""
+    text = "".join(ch if " " <= ch <= "~" else "?" for ch in str(value).replace("\t", " "))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def field(name: str, value: str) -> bytes:
+    """One header field, folded at commas so no line is over 78 characters
+    where it can be helped (RFC 5322 2.2.3), CRLF-terminated."""
+    lines, line = [], f"{name}:"
+    for part in value.split(" "):
+        if len(line) + 1 + len(part) > 78 and line.strip() and line != f"{name}:":
+            lines.append(line)
+            line = "\t" + part
+        else:
+            line += " " + part
+    lines.append(line)
+    return ("\r\n".join(lines) + "\r\n").encode("ascii", "replace")
+
+
+def _split(message: bytes) -> tuple[bytes, bytes]:
+    """(header block with its final line ending, the rest: blank line and body)."""
+    match = _END_OF_HEADERS.search(message, 0, _HEADER_LIMIT)
+    if not match:
+        return message, b""
+    # Keep the first line ending with the headers, the blank line with the body.
+    first_end = message.index(b"\n", match.start()) + 1
+    return message[:first_end], message[first_end:]
+
+
+def _fields(block: bytes) -> list[bytes]:
+    """The header block as whole fields, continuation lines included."""
+    result: list[bytes] = []
+    for line in block.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and result:
+            result[-1] += line
+        else:
+            result.append(line)
+    return result
+
+
+def without_fields(message: bytes, drop) -> bytes:
+    """The message without the header fields for which drop(lower-case name,
+    unfolded value) is true."""
+    head, rest = _split(message)
+    kept = []
+    for whole in _fields(head):
+        match = _FIELD_NAME.match(whole)
+        if match:
+            name = match.group(1).decode("ascii").lower()
+            value = whole[match.end():].decode("utf-8", "replace")
+            if drop(name, " ".join(value.split())):
+                continue
+        kept.append(whole)
+    return b"".join(kept) + rest
+
+
+def with_subject_prefix(message: bytes, prefix: str) -> bytes:
+    """Put `prefix` in front of the Subject (once), or add a Subject."""
+    head, rest = _split(message)
+    fields = _fields(head)
+    encoded = prefix.encode("ascii")
+    for index, whole in enumerate(fields):
+        match = _FIELD_NAME.match(whole)
+        if match and match.group(1).lower() == b"subject":
+            value = whole[match.end():].lstrip(b" \t")
+            if not value.startswith(encoded.strip()):
+                fields[index] = whole[:match.end()] + b" " + encoded + value
+            return b"".join(fields) + rest
+    return field("Subject", prefix.strip()) + message

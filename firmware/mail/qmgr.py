@@ -14,6 +14,7 @@ from . import bounce, schedule
 from .deliver import Result
 from .queue import Envelope, NotInQueue, QueueError, Spool
 from .route import Destination, RouteError, route
+from .submit import submit
 
 log = logging.getLogger("gatebox.qmgr")
 
@@ -46,6 +47,11 @@ class QueueManager:
         if qid not in self._queued:
             self._queued.add(qid)
             self._ready.put_nowait(qid)
+
+    def wake(self):
+        """Look for due deferred mail now rather than at the next planned
+        look: the clock jumped (a set time, an injected clock) or a flush."""
+        self._wake.set()
 
     def _scan(self):
         for qid in self.spool.ids("incoming"):
@@ -220,15 +226,16 @@ class QueueManager:
         return min(high, low * 2 ** max(attempts - 1, 0))
 
     async def _bounce(self, envelope: Envelope, failed, message: bytes, settings):
-        made = bounce.bounce_envelope(envelope, failed, message, settings)
-        if made is None:
+        dsn = bounce.bounce_submission(envelope, failed, message, settings)
+        if dsn is None:
             log.warning("%s: undeliverable notification discarded (no one to tell)", envelope.id)
             return
-        dsn, dsn_message = made
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.spool.write, dsn, dsn_message)
-        log.info("%s: sender non-delivery notification: %s", envelope.id, dsn.id)
-        self.notify(dsn.id)
+
+        def announce(qid):  # called on the worker thread that wrote the file
+            loop.call_soon_threadsafe(self.notify, qid)
+        dsn_id = await loop.run_in_executor(None, submit, self.spool, dsn, announce, settings)
+        log.info("%s: sender non-delivery notification: %s", envelope.id, dsn_id)
 
     def _log_result(self, envelope: Envelope, recipient, relay: str, status: str, now: float):
         if self.stats is not None and status in ("sent", "bounced", "expired"):

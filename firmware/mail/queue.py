@@ -196,15 +196,16 @@ class Spool:
         return tmp
 
     def write(self, envelope: Envelope, message: bytes, state: str = "incoming") -> Path:
-        """Durably place a new message (blocking; used by tools and bounces)."""
+        """Durably place a message file (blocking). New mail comes through
+        firmware.mail.submit, which builds the envelope."""
         target = self.path(state, envelope.id)
         os.rename(self._write_tmp(envelope, message), target)
         fsync_dir(target.parent)
         return target
 
     async def enqueue(self, envelope: Envelope, message: bytes) -> Path:
-        """Durably place a new message in incoming; returns once it would
-        survive a crash."""
+        """Durably place a message file in incoming; returns once it would
+        survive a crash (submit's path for smtpd)."""
         if self._committer is None:
             self._committer = Committer(self)
         return await self._committer.submit(envelope, message)
@@ -291,10 +292,6 @@ class Spool:
         return len(self.ids(state))
 
     # ---- crash recovery ----------------------------------------------------
-    def recover(self) -> dict:
-        """Both halves of crash recovery, for a stack starting as a whole."""
-        return {**self.drop_unfinished(), **self.requeue_active()}
-
     def drop_unfinished(self) -> dict:
         """smtpd, before it accepts mail: files left in tmp/ were never
         acknowledged to anyone and are dropped."""

@@ -125,11 +125,6 @@ class QueueIndex:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", [_SCHEMA_VERSION])
 
     # ---- keeping up with the files ------------------------------------------
-    def rebuild(self):
-        """Forget everything and read the spool again on the next sync."""
-        self.db.execute("DELETE FROM messages")
-        self.db.execute("DELETE FROM dirs")
-
     def sync(self) -> int:
         """Bring the index up to date with the files; returns how many files were read."""
         read = 0

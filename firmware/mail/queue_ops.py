@@ -4,7 +4,9 @@ list, show, hold, release, delete (optionally bouncing), purge, flush."""
 from __future__ import annotations
 
 from . import bounce
-from .queue import NotInQueue, QueueError, Spool
+from .queue import NotInQueue, Spool
+from .queue_index import QueueIndex
+from .submit import submit
 
 CHANGEABLE = ("incoming", "deferred", "hold", "corrupt")
 _SORT_KEYS = {
@@ -18,10 +20,16 @@ class QueueOpError(Exception):
     pass
 
 
+def picked_up_by_rescan(qid: str):
+    """The announce of a process that has no line to the queue manager (the
+    CLI, the web admin): the manager's periodic rescan of incoming finds it."""
+
+
 class QueueOps:
-    def __init__(self, spool: Spool, store):
+    def __init__(self, spool: Spool, store, announce=picked_up_by_rescan):
         self.spool = spool
         self.store = store
+        self.announce = announce
 
     def listing(self, sort: str = "id"):
         return sorted(self.spool.entries(), key=_SORT_KEYS[sort])
@@ -31,7 +39,6 @@ class QueueOps:
         """One sorted page of the queue, from the index kept beside the spool
         (rebuilt from the files whenever they change), so a queue of 100,000
         messages is not read in full for every page."""
-        from .queue_index import QueueIndex
         index = QueueIndex(self.spool)
         try:
             return index.page(sort, descending, offset, limit, view)
@@ -87,10 +94,11 @@ class QueueOps:
             for recipient in pending:
                 recipient.status = "failed"
                 recipient.detail = "5.0.0 message deleted from the queue by the administrator"
-            made = bounce.bounce_envelope(envelope, pending, message, self.store.snapshot(),
-                                          reason="The administrator deleted this message from the queue.")
-            if made and pending:
-                self.spool.write(*made)
+            settings = self.store.snapshot()
+            dsn = bounce.bounce_submission(envelope, pending, message, settings,
+                                           reason="The administrator deleted this message from the queue.")
+            if dsn and pending:
+                submit(self.spool, dsn, self.announce, settings)
         self.spool.remove(state, qid)
 
     def purge(self, actor: str) -> int:

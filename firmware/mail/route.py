@@ -36,18 +36,19 @@ class Destination:
 
 def local_domains(settings) -> set[str]:
     domain = settings["email.domain"]
-    return {"*"} if domain == "*" else {domain} | _further_local_domains(settings)
+    if domain == "*":
+        return {"*"}
+    if settings["email.server_type"] == "relay":
+        # The SoftPaks' further domains (ISMail's multiple domains) count only
+        # where the box keeps mailboxes: Relay mode stays as it was.
+        return {domain}
+    return {domain} | further_local_domains(settings)
 
 
-def _further_local_domains(settings) -> set[str]:
-    # The Mail Server SoftPak's further domains (ISMail's multiple domains)
-    # count only where the box keeps mailboxes: Relay mode stays as it was.
-    try:
-        if settings["email.server_type"] == "relay":
-            return set()
-        return {d for d in settings["mailserver.local_domains"].split(",") if d}
-    except KeyError:
-        return set()
+def further_local_domains(settings) -> set[str]:
+    """What the SoftPaks add through the gatebox_local_domains hook; a config
+    Snapshot carries them (a plain mapping of settings has none)."""
+    return set(getattr(settings, "further_local_domains", ()))
 
 
 def is_local_domain(domain: str, settings) -> bool:

@@ -1,9 +1,13 @@
 """SMTP in: decides and enqueues, never delivers inline.
 
 aiosmtpd speaks the protocol; this module adds what a gateway needs on top:
-the policy chain, relay control, per-host connection limits, STARTTLS
-injection and bare-LF smuggling defences, duplicate suppression, enhanced
-status codes and Postfix-style log lines."""
+the policy chain at every stage (connect, each command, HELO, MAIL, RCPT,
+DATA), the scoring pass at the end of DATA, STARTTLS injection defence,
+duplicate suppression, enhanced status codes and Postfix-style log lines.
+Every refusal of mail is a named check of the chain (firmware.mail.checks):
+this module only counts, measures and reports to it, and says what the
+chain decided. The protocol's own syntax errors (501, 503 ...) stay with
+aiosmtpd."""
 
 from __future__ import annotations
 
@@ -16,23 +20,23 @@ import re
 import threading
 import time
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
 
 from firmware import __version__, accounts
-from firmware.config import UNLIMITED, Store
+from firmware.config import Store
 
-from . import aiosmtpd_speedups
+from . import aiosmtpd_speedups, resolver, scoring
 from .addresses import in_networks
-from .headers import summary
-from .policy import Context, Policy
-from .queue import Envelope, Recipient, Spool, new_queue_id
+from .checks import message_size_limit
+from .headers import safe_text, summary
+from .policy import Context, Policy, Verdict
+from .queue import Spool
+from .submit import Submission, submit_async
 
 log = logging.getLogger("gatebox.smtpd")
 aiosmtpd_speedups.install()
 _PLAIN_PATH = re.compile(r"\s*<([A-Za-z0-9._+=-]{1,64}@[A-Za-z0-9.-]{1,253})>(.*)\Z", re.S)
 
-MAX_RECIPIENTS = 1000
-MAX_HOPS = 50
 DUPLICATE_WINDOW = 15 * 60
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}( |$)")
 _DEFAULT_ENHANCED = {
@@ -86,14 +90,17 @@ class Gateway:
     """State shared by every SMTP connection of one running box."""
 
     def __init__(self, *, watcher, spool: Spool, policy: Policy, tls_context,
-                 on_enqueued=lambda qid: None, hostname: str | None = None, stats=None):
+                 on_enqueued=lambda qid: None, hostname: str | None = None, stats=None,
+                 dns: resolver.Resolver | None = None):
         self.watcher = watcher
         self.spool = spool
         self.policy = policy
         self.tls_context = tls_context
         self.on_enqueued = on_enqueued
         self.hostname = hostname
+        self.resolver = dns or resolver.shared()
         self.connections: collections.Counter = collections.Counter()
+        self.open_connections = 0
         self._auth_local = threading.local()
         self.duplicates = DuplicateFilter()
         self.handler = Handler(self)
@@ -102,6 +109,11 @@ class Gateway:
     def count(self, field: str):
         if self.stats is not None:
             self.stats.count(field)
+
+    def count_refusal(self, check: str):
+        if self.stats is not None:
+            self.stats.count("rejected")
+            self.stats.count_check(check)
 
     @property
     def settings(self):
@@ -135,6 +147,36 @@ class _PendingCredentials:
         self.login, self.password = login, password
 
 
+class _Command:
+    """What aiosmtpd's command loop calls for a verb: the "command" stage of
+    the chain first, then the real smtp_* method. Unknown verbs get one too,
+    so their limit is a check of the chain (aiosmtpd's own fixed budget of
+    unknown commands is never reached). HELP reads the real method's syntax
+    through it."""
+    __slots__ = ("server", "verb", "method")
+
+    def __init__(self, server, verb: str, method):
+        self.server, self.verb, self.method = server, verb, method
+
+    async def __call__(self, arg):
+        await self.server.run_command(self.verb, self.method, arg)
+
+    def __getattr__(self, name):
+        method = object.__getattribute__(self, "method")
+        if method is None:
+            raise AttributeError(name)
+        return getattr(method, name)
+
+
+class _CommandTable(dict):
+    def __init__(self, server, methods: dict):
+        super().__init__(methods)
+        self._server = server
+
+    def get(self, verb, default=None):
+        return _Command(self._server, verb, dict.get(self, verb))
+
+
 class GateboxSMTP(SMTP):
     """One SMTP connection."""
 
@@ -145,17 +187,20 @@ class GateboxSMTP(SMTP):
         self.context: Context | None = None
         self._counted_ip = None
         self._in_helo = False
+        self._close_after_reply = False
         super().__init__(
             gateway.handler,
             hostname=gateway.hostname or settings["system.hostname"],
             ident=f"ESMTP gatebox {__version__}",
             tls_context=gateway.tls_context,
-            data_size_limit=_size_limit(settings),
+            # Size and line length are checks of the chain (smtp_DATA measures).
+            data_size_limit=None,
             timeout=settings["email.timeout_command_min"] * 60,
             authenticator=lambda *args: None,  # replaced by _authenticate below
             auth_require_tls=True,
             enable_SMTPUTF8=True,
         )
+        self._smtp_methods = _CommandTable(self, self._smtp_methods)
 
     # ---- connection ----------------------------------------------------------
     def connection_made(self, transport):
@@ -168,11 +213,13 @@ class GateboxSMTP(SMTP):
         sock = transport.get_extra_info("sockname") or ("", 0)
         trusted = in_networks(peer[0], settings["email.trusted_networks"])
         self.context = Context(settings=settings, client_ip=peer[0], local_ip=sock[0],
-                               port_kind=self.port_kind, trusted=trusted)
+                               port_kind=self.port_kind, trusted=trusted,
+                               resolver=self.gateway.resolver)
         # Trusted LAN clients may authenticate without TLS; everyone else needs it.
         self._auth_require_tls = not trusted
         self._counted_ip = peer[0]
         self.gateway.connections[peer[0]] += 1
+        self.gateway.open_connections += 1
 
     def connection_lost(self, error):
         if self._counted_ip is not None:
@@ -180,23 +227,18 @@ class GateboxSMTP(SMTP):
             counter[self._counted_ip] -= 1
             if counter[self._counted_ip] <= 0:
                 del counter[self._counted_ip]
+            self.gateway.open_connections -= 1
             log.info("disconnect from %s", _client(self.context))
             self._counted_ip = None
         super().connection_lost(error)
 
     async def _handle_client(self):
         ctx = self.context
+        ctx.host_connections = self.gateway.connections[ctx.client_ip]
+        ctx.total_connections = self.gateway.open_connections
         log.info("connect from %s", _client(ctx))
-        verdict = await self.gateway.policy.evaluate("connect", ctx)
-        if verdict is None:
-            limit = ctx.settings["email.max_connections_per_host"]
-            if limit != UNLIMITED and self.gateway.connections[ctx.client_ip] > limit:
-                verdict = _Refusal(421, "4.7.0", f"Too many connections from {ctx.client_ip} "
-                                                  f"(limit {limit})", "max_connections_per_host")
+        verdict = await self.gateway.handler.decide(self, "connect", "CONNECT")
         if verdict is not None:
-            log.info("NOQUEUE: reject: CONNECT from %s: %s; check=%s",
-                     _client(ctx), verdict.reply, verdict.check)
-            self.gateway.count("rejected")
             await self.push(verdict.reply)
             self.transport.close()
             return
@@ -206,8 +248,30 @@ class GateboxSMTP(SMTP):
         if isinstance(status, str) and not self._in_helo and not status.startswith("220 "):
             status = with_enhanced_code(status)
         await super().push(status)
+        if self._close_after_reply and self.transport is not None:
+            # 421: the server closes the connection (RFC 5321 3.8).
+            self._close_after_reply = False
+            self.transport.close()
+
+    def close_after_reply(self, verdict: Verdict | None):
+        if verdict is not None and verdict.closes_connection:
+            self._close_after_reply = True
 
     # ---- commands ------------------------------------------------------------
+    async def run_command(self, verb: str, method, arg):
+        ctx = self.context
+        ctx.command, ctx.command_known = verb, method is not None
+        ctx.command_counts[verb if method is not None else "*"] += 1
+        verdict = await self.gateway.handler.decide(self, "command", verb)
+        if verdict is not None:
+            self.close_after_reply(verdict)
+            await self.push(verdict.reply)
+            return
+        if method is None:
+            await self.push(f'500 5.5.2 Error: command "{safe_text(verb, 32)}" not recognized')
+            return
+        await method(arg)
+
     def _getaddr(self, arg):
         # Nearly every address is a plain <local@domain>; the full RFC 5322
         # parser costs more than the rest of the command.
@@ -246,6 +310,69 @@ class GateboxSMTP(SMTP):
             return
         await super().smtp_AUTH(arg)
 
+    @syntax("DATA")
+    async def smtp_DATA(self, arg):
+        """aiosmtpd's DATA, measuring for the chain instead of refusing:
+        the octets sent and the longest line. Past the size or line limit
+        the rest is read and dropped (memory stays bounded) and the data
+        stage's checks refuse with their own replies."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        settings = self.context.settings
+        line_limit = settings["email.max_line_length"]
+        measured = await self._read_data(message_size_limit(settings),
+                                         None if isinstance(line_limit, str) else line_limit)
+        if measured is None:
+            return  # the connection went away
+        message, size, longest = measured
+        self.context.data_size, self.context.longest_line = size, longest
+        self.context.data_complete = message is not None
+        self.envelope.content = self.envelope.original_content = message or b""
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
+
+    async def _read_data(self, size_limit: int | None, line_limit: int | None):
+        kept: list[bytes] = []
+        fragments: list[bytes] = []
+        size = longest = line = 0
+        keeping = True
+        while self.transport is not None:
+            try:
+                chunk = await self._reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as error:
+                # Longer than the reader's buffer: take it in pieces.
+                chunk = await self._reader.read(error.consumed)
+            except asyncio.CancelledError:
+                self._writer.close()
+                raise
+            if not fragments and chunk == b".\r\n":
+                return (b"".join(kept) if keeping else None), size, longest
+            size += len(chunk)
+            line += len(chunk)
+            if keeping and ((size_limit is not None and size > size_limit) or
+                            (line_limit is not None and line > line_limit)):
+                keeping = False
+                kept.clear()
+                fragments.clear()
+            if keeping:
+                fragments.append(chunk)
+            if chunk.endswith(b"\r\n"):
+                longest = max(longest, line)
+                line = 0
+                if keeping:
+                    whole = b"".join(fragments)
+                    kept.append(whole[1:] if whole.startswith(b".") else whole)
+                fragments.clear()
+        return None
+
     def _authenticate(self, mechanism, auth_data):
         # The password check is slow on purpose (scrypt); it runs off the
         # event loop in auth_PLAIN/auth_LOGIN below.
@@ -258,9 +385,11 @@ class GateboxSMTP(SMTP):
         ok = await self.gateway.check_password(login, pending.password.decode("utf-8", "replace"))
         if ok:
             self.context.auth_user = login.lower()
-            log.info("%s: sasl_username=%s", _client(self.context), login)
+            self.context.add_auth_result("auth", "pass", smtp_auth=login.lower())
+            log.info("%s: sasl_username=%s", _client(self.context), safe_text(login, 64))
             return AuthResult(success=True, auth_data=LoginPassword(pending.login, b""))
-        log.warning("%s: SASL authentication failed for %r", _client(self.context), login)
+        log.warning("%s: SASL authentication failed for %r", _client(self.context),
+                    safe_text(login, 64))
         await asyncio.sleep(1.0)  # slow down guessing
         return AuthResult(success=False, handled=False)
 
@@ -271,24 +400,18 @@ class GateboxSMTP(SMTP):
         return await self._finish_auth(await super().auth_LOGIN(_, args))
 
 
-class _Refusal:
-    def __init__(self, code, enhanced, text, check):
-        self.code, self.enhanced, self.text, self.check = code, enhanced, text, check
-
-    @property
-    def reply(self):
-        return f"{self.code} {self.enhanced} {self.text}"
-
-
-def _size_limit(settings):
-    size = settings["email.max_message_size_mb"]
-    return None if size == UNLIMITED else size * 1024 * 1024
-
-
 def _client(ctx) -> str:
     if ctx is None:
         return "unknown[unknown]"
     return f"unknown[{ctx.client_ip}]"
+
+
+def _declared_size(mail_options) -> int | None:
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return None
 
 
 class Handler:
@@ -297,59 +420,69 @@ class Handler:
     def __init__(self, gateway: Gateway):
         self.gateway = gateway
 
-    async def _decide(self, server: GateboxSMTP, stage: str, what: str):
+    async def decide(self, server: GateboxSMTP, stage: str, what: str) -> Verdict | None:
         verdict = await self.gateway.policy.evaluate(stage, server.context)
         if verdict is not None:
-            ctx = server.context
-            log.info("NOQUEUE: reject: %s from %s: %s; from=<%s> to=<%s> helo=<%s> check=%s",
-                     what, _client(ctx), verdict.reply, ctx.sender, ctx.recipient,
-                     ctx.helo, verdict.check)
-            self.gateway.count("rejected")
+            self.refused(server, verdict, what)
         return verdict
+
+    def refused(self, server: GateboxSMTP, verdict: Verdict, what: str):
+        """The one log line and the counters of a refusal (Postfix's form)."""
+        ctx = server.context
+        session = server.session
+        proto = "ESMTP" if session is not None and session.extended_smtp else "SMTP"
+        log.info("NOQUEUE: reject: %s from %s: %s; from=<%s> to=<%s> proto=%s helo=<%s> check=%s",
+                 safe_text(what, 32), _client(ctx), verdict.reply, safe_text(ctx.sender),
+                 safe_text(ctx.recipient), proto, safe_text(ctx.helo), verdict.check)
+        self.gateway.count_refusal(verdict.check)
 
     async def handle_HELO(self, server, session, envelope, hostname):
         server.context.helo = hostname
-        verdict = await self._decide(server, "helo", "HELO")
+        verdict = await self.decide(server, "helo", "HELO")
         if verdict is not None:
             server.context.helo = ""
+            server.close_after_reply(verdict)
             return verdict.reply
         session.host_name = hostname
         return f"250 {server.hostname}"
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         server.context.helo = hostname
-        verdict = await self._decide(server, "helo", "EHLO")
+        verdict = await self.decide(server, "helo", "EHLO")
         if verdict is not None:
             server.context.helo = ""
+            server.close_after_reply(verdict)
             return [verdict.reply]
         session.host_name = hostname
         settings = server.context.settings
         extensions = [r for r in responses[1:-1]
-                      if not (r.startswith("250-AUTH") and not settings["email.allow_client_auth"])]
-        if not any(r.startswith("250-SIZE") for r in extensions):
-            extensions.insert(0, "250-SIZE")  # RFC 1870: no fixed maximum
+                      if not (r.startswith("250-AUTH") and not settings["email.allow_client_auth"])
+                      and not r.startswith("250-SIZE")]
+        limit = message_size_limit(settings)
+        # RFC 1870: the current limit, or SIZE alone for none.
+        extensions.insert(0, f"250-SIZE {limit}" if limit is not None else "250-SIZE")
         extensions += ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
         return [responses[0]] + extensions + [responses[-1]]
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         ctx = server.context
-        ctx.settings = server.gateway.settings  # each transaction sees current settings
-        address = "" if address == "<>" else address  # aiosmtpd keeps the null sender's brackets
-        ctx.sender, ctx.recipient, ctx.recipients = address, "", []
-        verdict = await self._decide(server, "mail", "MAIL")
+        ctx.begin_transaction(server.gateway.settings)  # each transaction sees current settings
+        ctx.sender = "" if address == "<>" else address  # aiosmtpd keeps the null sender's brackets
+        ctx.declared_size = _declared_size(mail_options)
+        verdict = await self.decide(server, "mail", "MAIL")
         if verdict is not None:
+            server.close_after_reply(verdict)
             return verdict.reply
-        envelope.mail_from = address
+        envelope.mail_from = ctx.sender
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         ctx = server.context
-        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            return "452 4.5.3 Error: too many recipients"
         ctx.recipient = address
-        verdict = await self._decide(server, "rcpt", "RCPT")
+        verdict = await self.decide(server, "rcpt", "RCPT")
         if verdict is not None:
+            server.close_after_reply(verdict)
             return verdict.reply
         envelope.rcpt_tos.append(address)
         ctx.recipients.append(address)
@@ -360,12 +493,31 @@ class Handler:
         message = envelope.original_content or b""
         ctx.message = message
         ctx.add_headers = []
-        verdict = await self._decide(server, "data", "DATA")
+        verdict = await self.decide(server, "data", "DATA")
         if verdict is not None:
+            server.close_after_reply(verdict)
             return verdict.reply
+        if not ctx.data_complete:
+            # Past a limit the data was dropped while it was read; only the
+            # chain's size and line checks may answer that. A policy without
+            # them is a programming error, never an accept.
+            log.error("%s: DATA over its limits passed the policy chain; refused (451)",
+                      _client(ctx))
+            return "451 4.3.0 Error: local configuration problem, try again later"
+        action = scoring.decide(ctx.score, ctx.settings)
+        if ctx.symbols or action.kind != scoring.ACCEPT:
+            log.info("%s: score=%.1f action=%s symbols=%s", _client(ctx), action.total,
+                     action.kind, ",".join(f"{s.name}({s.score:g})" for s in ctx.symbols) or "-")
+        if action.kind == scoring.REJECT:
+            verdict = Verdict(550, "5.7.1", f"Message refused as spam ({action.reason})",
+                              scoring.REJECT_CHECK)
+            self.refused(server, verdict, "DATA")
+            return verdict.reply
+        if action.kind == scoring.QUARANTINE:
+            ctx.hold_reason = f"quarantined: {action.reason}"
+        message = scoring.mark(message, action, ctx.symbols, ctx.auth_results, ctx.settings,
+                               server.hostname)
         info = summary(message)
-        if info.received_count >= MAX_HOPS:
-            return "554 5.4.6 Too many hops (mail loop?)"
         now = time.time()
         duplicate_key = None
         if ctx.settings["email.check_duplicate_messages"]:
@@ -375,32 +527,23 @@ class Handler:
                 log.info("%s: duplicate of %s from %s (client timeout resend); not queued again",
                          earlier, earlier, _client(ctx))
                 return f"250 2.0.0 Ok: queued as {earlier}"
-        qid = new_queue_id()
-        trace = _received_header(server, ctx, qid, envelope.rcpt_tos, now)
         extra = "".join(f"{name}: {value}\r\n" for name, value in ctx.add_headers).encode()
-        stored = trace + extra + message
-        queued = Envelope(
-            id=qid, sender=envelope.mail_from or "",
-            recipients=[Recipient(r) for r in envelope.rcpt_tos],
-            received=now, client_address=ctx.client_ip, helo=ctx.helo,
-            auth_user=ctx.auth_user, direction="outbound" if ctx.may_relay else "inbound",
-            size=len(stored), message_id=info.message_id, subject=info.subject,
-            header_from=info.header_from, body_8bit=not message.isascii(),
-        )
+        recipients = list(envelope.rcpt_tos)
+        submission = Submission(
+            sender=envelope.mail_from or "", recipients=recipients, message=extra + message,
+            origin="smtpd", direction="outbound" if ctx.may_relay else "inbound",
+            client_address=ctx.client_ip, client_name="", helo=ctx.helo, auth_user=ctx.auth_user,
+            received=now, body_8bit=not message.isascii(),
+            trace=lambda qid: _received_header(server, ctx, qid, recipients, now),
+            hold_reason=ctx.hold_reason)
         try:
-            await self.gateway.spool.enqueue(queued, stored)
-        except OSError as error:
-            log.error("%s: cannot write to the queue: %s", qid, error)
+            qid = await submit_async(self.gateway.spool, submission, self.gateway.on_enqueued,
+                                     ctx.settings)
+        except OSError:
             return "451 4.3.0 Error: queue file write error, try again later"
         if duplicate_key:
             self.gateway.duplicates.remember(duplicate_key, qid, now)
-        log.info("%s: client=%s%s, message-id=%s", qid, _client(ctx),
-                 f", sasl_username={ctx.auth_user}" if ctx.auth_user else "",
-                 info.message_id or "<>")
-        log.info("%s: from=<%s>, size=%d, nrcpt=%d (queue active)", qid, queued.sender,
-                 queued.size, len(queued.recipients))
         self.gateway.count("received")
-        self.gateway.on_enqueued(qid)
         return f"250 2.0.0 Ok: queued as {qid}"
 
 

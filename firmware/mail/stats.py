@@ -1,6 +1,7 @@
-"""Mail in / out / rejected per hour, for the dashboard. Counted in memory
-by the running services and added to the settings database every few
-seconds, so a crash loses at most those seconds of statistics, never mail."""
+"""Mail in / out / rejected per hour, for the dashboard, and per hour how
+often each policy check refused mail (check_stats). Counted in memory by the
+running services and added to the settings database every few seconds, so
+a crash loses at most those seconds of statistics, never mail."""
 
 from __future__ import annotations
 
@@ -26,15 +27,28 @@ class MailStats:
         self.store = store
         self.clock = clock
         self._pending: dict = collections.defaultdict(collections.Counter)
+        self._checks: dict = collections.defaultdict(collections.Counter)
 
     def count(self, field: str, amount: int = 1):
         self._pending[hour_of(self.clock())][field] += amount
 
+    def count_check(self, check: str, amount: int = 1):
+        """A refusal by the named check."""
+        self._checks[hour_of(self.clock())][check] += amount
+
     def flush(self):
         pending, self._pending = self._pending, collections.defaultdict(collections.Counter)
-        if not pending:
+        checks, self._checks = self._checks, collections.defaultdict(collections.Counter)
+        if not pending and not checks:
             return
         with transaction(self.store.db):
+            for hour, counts in checks.items():
+                # An increment, which sqlite-utils' upsert (a replace) cannot say.
+                for check, amount in counts.items():
+                    self.store.db.execute(
+                        "INSERT INTO check_stats(hour, name, count) VALUES (?, ?, ?) "
+                        "ON CONFLICT(hour, name) DO UPDATE SET count = count + excluded.count",
+                        [hour, check, amount])
             for hour, counts in pending.items():
                 self.store.db.execute("INSERT OR IGNORE INTO mail_stats(hour) VALUES (?)", [hour])
                 for field in FIELDS:
@@ -63,3 +77,10 @@ def hourly(store, hours: int = 24, now: float | None = None) -> list[dict]:
         "SELECT * FROM mail_stats WHERE hour >= ? AND hour <= ?", [start, end])}
     return [{"hour": h, **{f: rows.get(h, {}).get(f, 0) for f in FIELDS}}
             for h in range(start, end + 1, 3600)]
+
+
+def check_counts(store, since: float = 0.0) -> dict:
+    """{check name: refusals} over the hours from `since` on."""
+    return {row["name"]: row["total"] for row in store.db.query(
+        "SELECT name, SUM(count) AS total FROM check_stats WHERE hour >= ? GROUP BY name",
+        [hour_of(since)])}

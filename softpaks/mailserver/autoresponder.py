@@ -6,7 +6,6 @@ cannot itself be answered or bounced back."""
 
 from __future__ import annotations
 
-import email.utils
 import time
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -58,14 +57,13 @@ def claim(store, user: str, sender: str, settings, now: float | None = None) -> 
 
 
 def build_reply(responder, user_address: str, sender: str, message: bytes) -> bytes:
+    """The reply's content; submitting it adds its Date and Message-ID."""
     original = dict((n, v) for n, v in reversed(list(unfolded_headers(message))))
     reply = EmailMessage(policy=SMTP)
     reply["From"] = user_address
     reply["To"] = sender
     subject = decode(original.get("subject", "")).strip()
     reply["Subject"] = responder.subject or (f"Auto: {subject}" if subject else "Automatic reply")
-    reply["Date"] = email.utils.formatdate(localtime=True)
-    reply["Message-ID"] = email.utils.make_msgid(domain=user_address.rpartition("@")[2])
     reply["Auto-Submitted"] = "auto-replied"
     if original.get("message-id"):
         reply["In-Reply-To"] = original["message-id"]

@@ -41,7 +41,8 @@ def main(argv: list[str]) -> int:
     try:
         user, password = _read_credentials()
         from firmware.config import Store
-        from . import access, is_licensed, maildir
+        from . import access, maildir
+        from .license import is_licensed
         store = Store(data_dir)
         settings = store.snapshot()
     except Exception as error:  # anything else is Dovecot's "temporary failure"

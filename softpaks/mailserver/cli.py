@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import click
 
-from firmware import plugins
+from firmware.cli.errors import fail, reported
 
-from . import directory, groups, is_licensed, maildir
+from . import directory, groups, maildir
+from .license import is_licensed
 
 NOT_LICENSED = ("the Mail Server SoftPak is not licensed on this box, so {what} are not "
                 "available; activate a key with 'gatebox license activate KEY' "
@@ -16,21 +17,15 @@ NOT_LICENSED = ("the Mail Server SoftPak is not licensed on this box, so {what} 
 
 
 def _store(ctx, what: str):
-    from firmware.cli import fail
     store = ctx.obj.store
     if not is_licensed(store):
         fail(NOT_LICENSED.format(what=what))
-    plugins.apply_softpak_migrations(store)
     return store
 
 
 def _run(action):
-    from firmware.cli import fail
-    from firmware.config import SettingError
-    try:
+    with reported(directory.DirectoryError):
         return action()
-    except (directory.DirectoryError, SettingError) as error:
-        fail(str(error))
 
 
 def _delete_command(parent, what: str, delete, done: str, argument: str = "name"):
@@ -187,7 +182,6 @@ def list_show(ctx, name):
     found = directory.lists(store)
     if name:
         if name.lower() not in found:
-            from firmware.cli import fail
             fail(f"distribution list '{name.lower()}': no such list")
         found = {name.lower(): found[name.lower()]}
     for list_name, members in found.items():
@@ -298,7 +292,6 @@ def _mailbox(ctx, user: str):
     name = user.lower()
     owner = name[len("archive-"):] if name.startswith("archive-") else name
     if not directory.is_user(store, owner):
-        from firmware.cli import fail
         fail(f"user '{owner}': no such user")
     return maildir.mailbox_path(store, store.data_dir, name, store.get("email.domain"))
 
@@ -323,7 +316,6 @@ def mailbox_list(ctx, user, sort):
 @click.pass_context
 def mailbox_delete(ctx, user, message_ids):
     path = _mailbox(ctx, user)
-    from firmware.cli import fail
     missing = [m for m in message_ids if not maildir.remove(path, m)]
     if missing:
         fail(f"no such message in {user.lower()}'s mailbox: {', '.join(missing)}")

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from firmware.config import Store
 from firmware.mail.deliver import Result
 from firmware.mail.headers import unfolded_headers
-from firmware.mail.queue import Envelope, Recipient, new_queue_id
+from firmware.mail.submit import Submission, submit
+from firmware.plugins import active_plugin_manager
 
 from . import autoresponder, directory, maildir, settings as keys
 from .expansion import Unknown, expand
+from .license import SOFTPAK_ID
 
 log = logging.getLogger("gatebox.local")
 
@@ -51,8 +52,6 @@ class LocalDelivery:
 
     def _licensed(self) -> bool:
         # Cached per settings generation and day by the plugin registry.
-        from firmware.plugins import active_plugin_manager
-        from . import SOFTPAK_ID
         return active_plugin_manager(self.store).has_plugin(SOFTPAK_ID)
 
     def deliver(self, destination, sender: str, recipients: list[str], message: bytes, settings,
@@ -102,23 +101,18 @@ class LocalDelivery:
             headers = [("Delivered-To", recipient)]
             if plan.lists:
                 headers.append(("List-Id", f"<{plan.lists[0]}.{domain}>"))
-            qid = self._submit(sender, plan.remote, _prepend(message, *headers), body_8bit,
-                               f"forwarded for <{recipient}>")
+            qid = self._submit("forward", sender, plan.remote, _prepend(message, *headers), settings,
+                               f"forwarded for <{recipient}>", body_8bit)
             done.append(f"forwarded as {qid} to {', '.join(plan.remote)}")
         for user in plan.responders:
             self._auto_reply(store, user, sender, message, settings, domain)
         return Result("sent", "250 2.0.0 delivered: " + "; ".join(done or ["nothing to do"]), "local")
 
-    def _submit(self, sender: str, recipients: list[str], message: bytes, body_8bit: bool,
-                why: str) -> str:
-        envelope = Envelope(id=new_queue_id(), sender=sender,
-                            recipients=[Recipient(a) for a in recipients], received=time.time(),
-                            client_address="127.0.0.1", client_name="localhost", helo="local",
-                            direction="outbound", size=len(message), body_8bit=body_8bit)
-        self.spool.write(envelope, message)
-        log.info("%s: from=<%s>, %s", envelope.id, sender, why)
-        self.announce(envelope.id)
-        return envelope.id
+    def _submit(self, origin: str, sender: str, recipients: list[str], message: bytes, settings,
+                why: str, body_8bit: bool | None = None) -> str:
+        return submit(self.spool, Submission(sender=sender, recipients=recipients, message=message,
+                                             origin=origin, body_8bit=body_8bit, note=why),
+                      self.announce, settings)
 
     def _auto_reply(self, store, user: str, sender: str, message: bytes, settings, domain: str):
         responder = directory.responder(store, user)
@@ -131,4 +125,4 @@ class LocalDelivery:
             log.info("auto-responder of %s: no reply to <%s> (%s)", user, sender, reason)
             return
         reply = autoresponder.build_reply(responder, f"{user}@{domain}", sender, message)
-        self._submit("", [sender], reply, False, f"auto-reply of {user}")
+        self._submit("autoreply", "", [sender], reply, settings, f"auto-reply of {user}")

@@ -6,8 +6,8 @@ the core routes decide."""
 
 from __future__ import annotations
 
-from firmware.mail import addresses
-from firmware.mail.policy import Check, Context, reject
+from firmware.mail import addresses, server_type
+from firmware.mail.policy import Check, Context, Order, reject
 from firmware.mail.route import Destination
 
 from . import directory, groups, settings as keys
@@ -16,7 +16,7 @@ LOCAL = Destination("local", "mailboxes", 0)
 
 
 def applies(settings) -> bool:
-    return settings["email.server_type"] == "standalone"
+    return server_type.in_effect(settings) == "standalone"
 
 
 def is_local_address(address: str, settings) -> bool:
@@ -47,7 +47,7 @@ def unaddressable_check(store):
         return reject("5.1.1", f"<{ctx.recipient}>: Recipient address rejected: "
                                "User unknown in local recipient table")
     # After the core relay and routing checks, which answer first for other domains.
-    return Check("mailserver_unaddressable", "rcpt", check, order=30)
+    return Check("mailserver_unaddressable", "rcpt", check, order=Order.LOCAL)
 
 
 def sender_permission_check(store):
@@ -59,4 +59,4 @@ def sender_permission_check(store):
         return reject("5.7.1", f"<{ctx.auth_user}>: this account has no Email permission on this "
                                "box (Users & Groups > Groups)")
     # After the core's sender checks, so a malformed sender hears about that first.
-    return Check("mailserver_email_permission", "mail", check, order=30)
+    return Check("mailserver_email_permission", "mail", check, order=Order.LOCAL)

@@ -3,7 +3,7 @@ Declared whether or not the SoftPak is licensed, so values outlive a lapse."""
 
 from __future__ import annotations
 
-from firmware.config.types import Bool, Choice, Integer, Setting, Text
+from firmware.config.types import Bool, Choice, Domain, Integer, Invalid, Setting, Text
 
 ADDRESS_VERIFICATION_MENU = "Email Server > Address Verification"
 DOMAINS_MENU = "Email Server > Settings > Domains"
@@ -26,7 +26,6 @@ class DomainList:
     rule = "must be a comma-separated list of domain names such as example.net"
 
     def parse(self, raw):
-        from firmware.config.types import Domain, Invalid
         items = [i.strip() for i in str(raw or "").replace(" ", ",").split(",") if i.strip()]
         try:
             parsed = [Domain().parse(i) for i in items]

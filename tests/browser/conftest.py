@@ -12,9 +12,15 @@ import pytest
 from tests.support import chromium
 from tests.support.box import Box
 from tests.support.net import free_port
+from tests.support.tools import require
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 ADMIN_PASSWORD = "correct horse battery"
+
+@pytest.fixture(scope="session", autouse=True)
+def browser_tools():
+    require("chromium", "smtp-sink")
+
 
 @pytest.fixture(scope="package")
 def playwright():
@@ -45,8 +51,8 @@ def shot(request):
 def web_box(tmp_path, box_serial, vendor):
     """A box with its web admin, no administrator yet (first boot), and its
     LAN mail server pointing at a closed port unless a test changes it."""
-    box = Box(tmp_path / "box", web=True)
-    box.configure(**{"email.mail_server_address": f"127.0.0.1:{free_port()}"})
+    box = Box(tmp_path / "box", web=True,
+              settings={"email.mail_server_address": f"127.0.0.1:{free_port()}"})
     yield box
     box.stop()
 

@@ -26,11 +26,16 @@ def test_license_activation_through_the_page(signed_in, admin_box, vendor, tmp_p
     expect(page.locator("tr[data-softpak=mailserver]")).to_contain_text("2099-12-31")
     expect(page.locator("tr[data-softpak=mailserver] td").nth(2)).to_have_text("yes")
 
-    key_file = tmp_path / "antispam.key"
-    key_file.write_text(vendor.issue(antispam=None))
+    # A key file also granting a SoftPak this firmware lacks: accepted, that grant listed as waiting.
+    key_file = tmp_path / "license.key"
+    key_file.write_text(vendor.issue(mailserver=None, jukebox=None))
     page.set_input_files("#key_file", str(key_file))
     page.click("button[name=activate]")
-    expect(page.locator(".flash.ok")).to_contain_text("antispam (perpetual)")
+    expect(page.locator(".flash.ok")).to_contain_text(
+        "jukebox (perpetual, not in this firmware), mailserver (perpetual)")
+    expect(page.locator("tr[data-softpak=jukebox]")).to_contain_text("not in this firmware")
+    expect(page.locator("tr[data-softpak=jukebox] td").nth(2)).to_have_text("no")
+    expect(page.locator("td", has_text="jukebox (perpetual, not in this firmware)")).to_have_count(1)
     shot(page, "licenses")
     assert "mailserver" in admin_box.cli("softpak", "list").stdout
 

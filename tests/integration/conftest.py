@@ -4,6 +4,14 @@ import pytest
 
 from tests.support.mailserver import MailBox
 from tests.support.net import wait_for_banner
+from tests.support.tools import require
+
+
+@pytest.fixture(scope="session", autouse=True)
+def integration_tools():
+    """Said once, before the first test, rather than in the middle of one."""
+    require("swaks", "swaks TLS support", "smtp-sink", "dnsmasq", "dovecot", "dovecot imap",
+            "dovecot pop3", "openssl")
 
 
 @pytest.fixture

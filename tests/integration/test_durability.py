@@ -77,7 +77,6 @@ def test_kill_9_under_load_loses_no_accepted_message(make_box, sink):
                    what="messages accepted before the crash")
         box.kill9()
         acknowledged_at_kill = streamer.count()
-        time.sleep(0.5)
         box.start()
         wait_until(lambda: streamer.count() >= max(TARGET_TOTAL, acknowledged_at_kill + 20),
                    timeout=60, what="messages accepted after the restart")

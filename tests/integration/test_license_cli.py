@@ -26,7 +26,7 @@ def test_activate_unlocks_standalone_then_remove_keeps_it(gatebox, data, vendor,
     listing = gatebox(data, "softpak", "list", check=True).stdout
     assert _row(listing, "mailserver")[2:5] == ["yes", "no", "no"]
 
-    key = vendor.issue(mailserver="2099-12-31", antispam=None, wrap=True)
+    key = vendor.issue(mailserver="2099-12-31", jukebox=None, wrap=True)
     result = gatebox(data, "license", "activate", key, check=True)
     assert "activated license" in result.stdout
     key_id = result.stdout.split()[2]
@@ -39,17 +39,19 @@ def test_activate_unlocks_standalone_then_remove_keeps_it(gatebox, data, vendor,
 
     shown = gatebox(data, "license", "show", check=True).stdout
     assert key_id in shown and box_serial in shown
-    assert "mailserver" in shown and "2099-12-31" in shown and "antispam" in shown
-    assert "perpetual" in shown
+    assert "mailserver" in shown and "2099-12-31" in shown
+    [jukebox] = [line for line in shown.splitlines() if line.split()[:1] == ["jukebox"]]
+    assert "perpetual" in jukebox and "not in this firmware" in jukebox
 
     listing = gatebox(data, "softpak", "list", check=True).stdout
     assert _row(listing, "mailserver")[2:6] == ["yes", "yes", "yes", "2099-12-31"]
-    assert _row(listing, "antivirus")[2:5] == ["yes", "no", "no"]
+    # Licensed, kept, but not running: this firmware lacks it.
+    assert _row(listing, "jukebox")[2:6] == ["no", "yes", "no", "perpetual"]
 
     gatebox(data, "license", "remove", key_id, check=True)
     assert _server_type(gatebox, data) == "standalone"
     assert _row(gatebox(data, "softpak", "list", check=True).stdout, "mailserver")[4] == "no"
-    assert gatebox(data, "config", "set", "email.server_type", "mirrored").returncode != 0
+    assert gatebox(data, "config", "set", "email.server_type", "standalone").returncode != 0
 
     missing = gatebox(data, "license", "remove", key_id)
     assert missing.returncode != 0 and "no such license" in missing.stderr
@@ -57,9 +59,9 @@ def test_activate_unlocks_standalone_then_remove_keeps_it(gatebox, data, vendor,
 
 def test_activate_from_file(gatebox, data, vendor, tmp_path):
     key_file = tmp_path / "license.txt"
-    key_file.write_text(vendor.issue(antivirus=None, wrap=True) + "\n")
+    key_file.write_text(vendor.issue(mailserver=None, wrap=True) + "\n")
     gatebox(data, "license", "activate", "--file", str(key_file), check=True)
-    assert _row(gatebox(data, "softpak", "list", check=True).stdout, "antivirus")[4] == "yes"
+    assert _row(gatebox(data, "softpak", "list", check=True).stdout, "mailserver")[4] == "yes"
 
 
 @pytest.mark.parametrize("make_key, reason", [
@@ -68,7 +70,7 @@ def test_activate_from_file(gatebox, data, vendor, tmp_path):
     (lambda v: _tamper(v.issue(mailserver="2099-01-01")), "bad signature"),
     (lambda v: v.issue(serial="GBX-NEIGHBOUR", mailserver=None), "license key is for another box"),
     (lambda v: v.issue(mailserver="2001-01-01"), "license key has expired"),
-    (lambda v: v.issue(mailserver=None, jukebox=None), "unknown SoftPak"),
+    (lambda v: v.issue(jukebox=None), "unknown SoftPak"),
 ])
 def test_refusals_name_the_reason_and_change_nothing(gatebox, data, vendor, make_key, reason):
     before = Store(data)

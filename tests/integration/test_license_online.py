@@ -98,7 +98,7 @@ def test_unknown_code(gatebox, service, tmp_path, box_serial):
 
 def test_untrusted_certificate_is_refused(gatebox, gatebox_vendor, service, tmp_path, box_serial):
     code = gatebox_vendor("code", "add", "--db", str(service["db"]),
-                          "--softpak", "antispam").stdout.strip().splitlines()[-1]
+                          "--softpak", "mailserver").stdout.strip().splitlines()[-1]
     result = gatebox(_box(tmp_path, "box"), "license", "activate", "--code", code,
                      "--server", service["url"], env={"REQUESTS_CA_BUNDLE": "", "GATEBOX_LICENSE_CA": ""})
     assert result.returncode == 1 and "TLS" in result.stderr and "paste the license key" in result.stderr

@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.net import free_port, wait_until
 from tests.support.sink import SmtpSink
+from tests.support.tools import require
 
 MX_ADDRESS = "127.0.0.25"      # the recipient domain's mail host
 DEAD_MX_ADDRESS = "127.0.0.26"  # a higher-priority MX that is down
@@ -18,6 +19,7 @@ DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
 @pytest.fixture
 def dns_server(tmp_path):
+    require("dnsmasq")
     port = free_port()
     process = subprocess.Popen([
         DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",

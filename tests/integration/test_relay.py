@@ -11,11 +11,13 @@ import pytest
 from firmware.system import tls
 from tests.support.net import wait_until
 from tests.support.sink import RecordingServer
+from tests.support.tools import require
 
 UNTRUSTED = "127.0.0.2"   # outside Trusted Networks in these tests
 
 
 def swaks(box, *args, local=UNTRUSTED, port=None):
+    require("swaks", "swaks TLS support")
     command = ["swaks", "--server", f"{box.host}:{port or box.smtp_port}", "--helo", "client.test",
                "--local-interface", local, "--timeout", "20", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)

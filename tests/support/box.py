@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .net import free_port, wait_for_banner, wait_for_https
+from .net import free_port, wait_for_banner, wait_for_https, wait_until
 
 GATEBOX = [sys.executable, "-m", "firmware.cli"]
+# Where a message waits for the queue manager; hold and corrupt wait for the administrator.
+PENDING_STATES = ("incoming", "active", "deferred")
 
 
 def gatebox(data: Path, *args, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
@@ -23,7 +25,8 @@ def gatebox(data: Path, *args, check: bool = True, input: str | None = None) -> 
 
 
 class Box:
-    def __init__(self, data: Path, domain: str = "example.com", web: bool = False):
+    def __init__(self, data: Path, domain: str = "example.com", web: bool = False,
+                 settings: dict | None = None):
         self.data = Path(data)
         self.host = "127.0.0.1"
         self.smtp_port = free_port()
@@ -34,14 +37,16 @@ class Box:
         self.log_path = self.data.parent / f"{self.data.name}-gatebox.log"
         gatebox(self.data, "init", "--domain", domain)
         # Fast retries so tests need not wait minutes.
-        self.configure(**{"email.retry_minimum_seconds": "1", "email.retry_maximum_seconds": "2"})
+        self.configure(**{"email.retry_minimum_seconds": "1", "email.retry_maximum_seconds": "2",
+                          **(settings or {})})
 
     def cli(self, *args, check: bool = True, input: str | None = None):
         return gatebox(self.data, *args, check=check, input=input)
 
     def configure(self, **settings):
-        for key, value in settings.items():
-            self.cli("config", "set", key, str(value))
+        """All of them in one `gatebox config set` (one transaction)."""
+        if settings:
+            self.cli("config", "set", *(f"{key}={value}" for key, value in settings.items()))
 
     def start(self):
         log = open(self.log_path, "ab")
@@ -85,9 +90,14 @@ class Box:
         return code
 
     def kill9(self):
+        """As a power cut: the stack is gone, the queue manager child included
+        (it dies with its parent), before anything is started again."""
+        children = child_pids(self.process.pid)
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
         self.process = None
+        wait_until(lambda: not any(is_running(pid) for pid in children), 10, 0.05,
+                   "the queue manager to die with the stack")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -95,3 +105,45 @@ class Box:
     def queue_ids(self, state: str) -> list[str]:
         directory = self.data / "queue" / state
         return sorted(os.listdir(directory)) if directory.exists() else []
+
+    def pending(self) -> list[str]:
+        return [qid for state in PENDING_STATES for qid in self.queue_ids(state)]
+
+
+def wait_until_idle(*boxes: Box, timeout: float = 30.0):
+    """Until every accepted message has gone its way: nothing pending in any
+    box's queue and no new log line across two looks in a row (a message
+    moving between states, or between boxes, is seen by one look or the
+    other). After that nothing more is delivered unless new mail comes."""
+    def look():
+        return [(bool(box.pending()), len(box.log())) for box in boxes]
+    previous = [None]
+
+    def settled():
+        now = look()
+        quiet = now == previous[0] and not any(pending for pending, _ in now)
+        previous[0] = now
+        return quiet
+    wait_until(settled, timeout, interval=0.2, what="the queues to empty and stay empty")
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The command name in parentheses may hold spaces; the parent pid follows it.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+def is_running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .tools import require
+
 REPO = Path(__file__).resolve().parents[2]
 OVERLAY = REPO / "rootfs-overlay"
 BOOTENV = OVERLAY / "usr/lib/gatebox/bootenv.py"
@@ -19,9 +21,7 @@ RUNNING_VERSION = "1.0.0"
 
 
 def need_tools():
-    missing = [tool for tool in ("rauc", "mksquashfs", "openssl") if not shutil.which(tool)]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (`make deps` installs them)")
+    require("rauc", "mksquashfs", "openssl")
 
 
 def make_keys(directory: Path, name: str) -> Path:

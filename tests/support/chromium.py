@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
+
+from .tools import require
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -19,7 +20,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 def driver():
     """Playwright for a test package. Package scope, because Playwright's event
     loop must be gone before other test packages run asyncio code of their own."""
-    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing (make test installs Debian's chromium)"
+    require("chromium")
     with sync_playwright() as running:
         yield running
 

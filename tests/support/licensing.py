@@ -29,7 +29,7 @@ class Vendor:
 
     def issue(self, serial: str = BOX_SERIAL, issued: datetime.date | None = None,
               wrap: bool = False, **grants) -> str:
-        """issue(mailserver="2027-12-31", antispam=None) -> key text."""
+        """issue(mailserver="2027-12-31", jukebox=None) -> key text (None: perpetual)."""
         from gatebox_vendor.signing import issue
         parsed = {k: (datetime.date.fromisoformat(v) if isinstance(v, str) else v)
                   for k, v in grants.items()}

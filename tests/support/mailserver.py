@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .box import Box
 from .net import free_port, wait_until
+from .tools import require
 
 PASSWORD = "correct-horse-1"
 
@@ -34,6 +35,7 @@ def let_mail_user_through(path: Path):
 class MailBox(Box):
     def __init__(self, data, vendor, domain: str = "example.com", users=("bob", "carol"),
                  web: bool = False, **settings):
+        require("dovecot", "dovecot imap", "dovecot pop3")
         super().__init__(data, domain=domain, web=web)
         let_mail_user_through(self.data)
         self.vendor = vendor
@@ -59,6 +61,7 @@ class MailBox(Box):
             store.close()
 
     def swaks(self, to: str, sender: str = "someone@outside.test", *extra) -> subprocess.CompletedProcess:
+        require("swaks", "swaks TLS support")
         return subprocess.run(["swaks", "--server", f"{self.host}:{self.smtp_port}", "--to", to,
                                "--from", sender, "--timeout", "20", *extra],
                               capture_output=True, text=True, timeout=60)

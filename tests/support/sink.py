@@ -16,7 +16,8 @@ from pathlib import Path
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from .net import free_port, wait_for_banner
+from .net import free_port, wait_for_banner, wait_until
+from .tools import require
 
 SETTLE_SECONDS = 0.5
 SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
@@ -37,6 +38,7 @@ class SmtpSink:
         return f"{self.host}:{self.port}"
 
     def start(self):
+        require("smtp-sink")
         command = [SMTP_SINK, "-d", str(self.directory) + "/%Y%m%d%H%M%S.", f"{self.host}:{self.port}", "256"]
         if os.geteuid() == 0:
             # smtp-sink insists on a user to switch to when run as root; the
@@ -68,6 +70,16 @@ class SmtpSink:
 
     def count(self) -> int:
         return len(self.files())
+
+    def final_count(self, timeout: float = 10.0) -> int:
+        """The number of messages once every dump file has settled. Call it
+        once the senders have had every reply (the box is idle): then no
+        file is still growing and the count is final."""
+        def all_settled():
+            written = [p for p in self.directory.iterdir() if p.stat().st_size > 0]
+            return len(self.files()) == len(written)
+        wait_until(all_settled, timeout, what="smtp-sink's files to settle")
+        return self.count()
 
 
 @dataclass

@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from tests.support import chromium
 from tests.support.net import free_port
 from tests.support.sink import SmtpSink
+from tests.support.tools import require
 
 TOP = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TOP / "qemu"))
@@ -37,7 +38,7 @@ MEMORY_MB = 512
 def image_or_fail(arch: str = "x86_64") -> Path:
     image = boot.image_path(arch)
     assert image.exists(), f"{image} is missing: `make image` builds it (`make test` does)"
-    assert shutil.which(f"qemu-system-{arch}"), f"qemu-system-{arch} is missing (`make deps`)"
+    require("qemu-system-x86_64" if arch == "x86_64" else "qemu-system-aarch64", "qemu-img")
     return image
 
 

@@ -2,19 +2,21 @@
 the 1024-byte file in place at boot, and RAUC edits it with grub-editenv."""
 
 import importlib.util
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.support.tools import require
 
 TOP = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("bootenv", TOP / "rootfs-overlay/usr/lib/gatebox/bootenv.py")
 bootenv = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bootenv)
 
-needs_grub_editenv = pytest.mark.skipif(not shutil.which("grub-editenv"),
-                                        reason="grub-editenv (grub-common) is not installed")
+@pytest.fixture
+def grub_editenv():
+    require("grub-editenv")
 
 
 def test_a_new_block_is_exactly_1024_bytes_and_reads_back(tmp_path):
@@ -31,8 +33,7 @@ def test_marking_a_slot_good_keeps_the_other_variables(tmp_path):
     assert bootenv.read(str(env)) == {"ORDER": "B A", "A_OK": "1", "B_OK": "1", "B_TRY": "0"}
 
 
-@needs_grub_editenv
-def test_grub_editenv_reads_what_bootenv_writes(tmp_path):
+def test_grub_editenv_reads_what_bootenv_writes(tmp_path, grub_editenv):
     env = tmp_path / "grubenv"
     bootenv.update(str(env), {"ORDER": "A B", "A_OK": "1", "MACHINE_ID": "0" * 32})
     listed = subprocess.run(["grub-editenv", str(env), "list"], capture_output=True, text=True,
@@ -40,8 +41,7 @@ def test_grub_editenv_reads_what_bootenv_writes(tmp_path):
     assert listed == ["ORDER=A B", "A_OK=1", "MACHINE_ID=" + "0" * 32]
 
 
-@needs_grub_editenv
-def test_bootenv_reads_what_grub_editenv_writes(tmp_path):
+def test_bootenv_reads_what_grub_editenv_writes(tmp_path, grub_editenv):
     env = tmp_path / "grubenv"
     subprocess.run(["grub-editenv", str(env), "create"], check=True)
     subprocess.run(["grub-editenv", str(env), "set", "A_OK=0", "A_TRY=1"], check=True)

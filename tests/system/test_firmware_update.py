@@ -17,11 +17,19 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.net import wait_until
+from tests.support.tools import require
 
 from .conftest import (ADMIN_PASSWORD, HOST_FROM_GUEST, TOP, console_text, expect_licensed,
                        issue_license, send, sign_in)
 
 pytestmark = pytest.mark.timeout(1800)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stick_and_bundle_tools():
+    require("unsquashfs", "mkfs.vfat", "mcopy", "rauc")
+
+
 BOOT_SECONDS = 600
 DELIVERY_SECONDS = 180
 INSTALL_SECONDS = 600

@@ -14,9 +14,13 @@ def test_activation_unlocks_gated_server_types(vendor, store):
         store.set("email.server_type", "standalone")
     assert store.get("email.server_type") == "relay"
     activate(store, vendor.issue(mailserver=None), actor="admin")
-    for server_type in ("standalone", "multidrop", "mirrored", "etrn", "mailbag", "relay"):
+    for server_type in ("standalone", "relay"):
         store.set("email.server_type", server_type)
         assert store.get("email.server_type") == server_type
+    # Licensed or not, the types that fetch mail from the ISP are not in this firmware.
+    for server_type in ("multidrop", "mirrored", "etrn", "mailbag"):
+        with pytest.raises(SettingError, match="is not in this firmware yet"):
+            store.set("email.server_type", server_type)
 
 
 def test_activation_is_recorded_and_idempotent(vendor, store):
@@ -35,22 +39,22 @@ def test_activation_is_recorded_and_idempotent(vendor, store):
 
 def test_remove_stops_the_softpak_but_keeps_settings(vendor, store):
     lic = activate(store, vendor.issue(mailserver=None)).license
-    store.set("email.server_type", "mailbag")
+    store.set("email.server_type", "standalone")
     generation = store.generation()
     remove(store, lic.id.lower(), actor="admin")
     assert store.generation() == generation + 1
     assert active_softpaks(store) == set()
-    assert store.get("email.server_type") == "mailbag"
-    assert store.all()["email.server_type"] == "mailbag"
+    assert store.get("email.server_type") == "standalone"
+    assert store.all()["email.server_type"] == "standalone"
     with pytest.raises(SettingError):
         store.set("email.server_type", "standalone")
     # Other settings can still be changed while the gated type stays stored.
     store.set("email.domain", "office.example")
-    assert store.get("email.server_type") == "mailbag"
+    assert store.get("email.server_type") == "standalone"
     with pytest.raises(NoSuchLicense):
         remove(store, lic.id)
     activate(store, vendor.issue(mailserver=None))
-    assert store.get("email.server_type") == "mailbag"
+    assert store.get("email.server_type") == "standalone"
     assert active_softpaks(store) == {"mailserver"}
 
 

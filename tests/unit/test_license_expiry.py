@@ -6,7 +6,7 @@ import pytest
 
 from firmware.config import SettingError
 from firmware.licensing import activate, active_softpaks, expiry
-from firmware.licensing.status import softpak_status, warnings
+from firmware.plugins.status import softpak_status, warnings
 
 END = datetime.date(2027, 6, 30)
 
@@ -31,8 +31,9 @@ def test_now_may_be_a_datetime():
     assert expiry.state(END, datetime.datetime(2027, 7, 20, 12, 0)) == "off"
 
 
-def test_walk_through_warning_grace_off_with_data_intact(vendor, store):
-    activate(store, vendor.issue(mailserver=END.isoformat(), antispam=None), now=day(-100))
+def test_walk_through_warning_grace_off_with_data_intact(vendor, store_with_demo):
+    store = store_with_demo
+    activate(store, vendor.issue(mailserver=END.isoformat(), demo=None), now=day(-100))
     store.set("email.server_type", "standalone")
     store.set("email.domain", "office.example")
     values_before = store.all()
@@ -52,7 +53,8 @@ def test_walk_through_warning_grace_off_with_data_intact(vendor, store):
     assert "mailserver" in active_softpaks(store, now=day(5))
 
     assert mailserver(20).state == "off" and not mailserver(20).active
-    assert active_softpaks(store, now=day(20)) == {"antispam"}
+    # The key's other, perpetual grant runs on.
+    assert active_softpaks(store, now=day(20)) == {"demo"}
     assert "stopped" in warnings(store, now=day(20))[0]
 
     assert store.all() == values_before
@@ -68,4 +70,12 @@ def test_gated_value_refused_after_expiry(vendor, store):
     activate(store, vendor.issue(mailserver="2020-01-01"), now=datetime.date(2019, 6, 1))
     # The store asks with the real clock, which is long past 2020-01-15.
     with pytest.raises(SettingError, match="Mail Server"):
-        store.set("email.server_type", "etrn")
+        store.set("email.server_type", "standalone")
+
+
+def test_grant_for_a_softpak_this_firmware_lacks_is_listed_not_warned(vendor, store):
+    activate(store, vendor.issue(mailserver=None, jukebox=END.isoformat()), now=day(-100))
+    [row] = [r for r in softpak_status(store, now=day(-10)) if r.id == "jukebox"]
+    assert row.licensed and not row.installed and not row.active
+    assert "not in this firmware" in row.note and "takes effect once" in row.note
+    assert warnings(store, now=day(-10)) == []

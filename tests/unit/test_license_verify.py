@@ -5,7 +5,8 @@ import datetime
 import pytest
 
 from firmware.licensing import (BadSignature, ExpiredKey, MalformedKey, UnknownSoftPak,
-                                WrongSerial, activate, active_softpaks, payload, textform)
+                                WrongSerial, activate, active_softpaks, payload,
+                                stored_licenses, textform)
 
 TODAY = datetime.date(2026, 3, 1)
 
@@ -25,12 +26,13 @@ def _refused(store, text, error_class, match):
     return caught.value
 
 
-def test_good_key_activates(vendor, store):
-    text = vendor.issue(mailserver="2027-12-31", antispam=None)
+def test_good_key_activates(vendor, store_with_demo):
+    store = store_with_demo
+    text = vendor.issue(mailserver="2027-12-31", demo=None)
     result = activate(store, text, actor="test", now=TODAY)
-    assert result.new
-    assert result.license.grants == {"mailserver": datetime.date(2027, 12, 31), "antispam": None}
-    assert active_softpaks(store, now=TODAY) == {"mailserver", "antispam"}
+    assert result.new and result.not_installed == set()
+    assert result.license.grants == {"mailserver": datetime.date(2027, 12, 31), "demo": None}
+    assert active_softpaks(store, now=TODAY) == {"mailserver", "demo"}
 
 
 def test_malformed(vendor, store):
@@ -62,7 +64,7 @@ def test_key_from_an_untrusted_vendor_has_bad_signature(vendor, store, tmp_path)
 
 
 def store_serial():
-    from firmware.system.serial import box_serial
+    from firmware.licensing.serial import box_serial
     return box_serial()
 
 
@@ -83,10 +85,28 @@ def test_key_in_its_grace_period_is_still_accepted(vendor, store):
     assert active_softpaks(store, now=TODAY) == {"mailserver"}
 
 
-def test_unknown_softpak(vendor, store):
-    text = vendor.issue(mailserver="2027-12-31", teleporter=None)
+def test_key_granting_only_softpaks_this_firmware_lacks_is_refused(vendor, store):
+    text = vendor.issue(teleporter=None, jukebox="2027-12-31")
     error = _refused(store, text, UnknownSoftPak, "unknown SoftPak")
-    assert "teleporter" in str(error)
+    assert "jukebox, teleporter are not part of this firmware" in str(error)
+    assert "installed: mailserver" in str(error)
+
+
+def test_grant_for_a_softpak_this_firmware_lacks_waits_for_one_that_has_it(
+        vendor, store, demo_package, monkeypatch):
+    result = activate(store, vendor.issue(mailserver="2027-12-31", demo=None), now=TODAY)
+    assert result.new and result.not_installed == {"demo"}
+    assert active_softpaks(store, now=TODAY) == {"mailserver"}
+    [stored] = stored_licenses(store, now=TODAY)
+    assert stored.grants == {"mailserver": datetime.date(2027, 12, 31), "demo": None}
+    assert stored.not_installed == {"demo"} and stored.problem is None
+
+    # A firmware update brings the SoftPak: the stored key grants it without re-activation.
+    monkeypatch.setattr(store, "installed_softpaks",
+                        lambda: {"mailserver"} | set(demo_package.manifests))
+    assert active_softpaks(store, now=TODAY) == {"mailserver", "demo"}
+    [stored] = stored_licenses(store, now=TODAY)
+    assert stored.not_installed == set()
 
 
 def test_refusal_messages_differ(vendor, store):

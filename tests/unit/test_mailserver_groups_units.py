@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from firmware import accounts, plugins
+from firmware import accounts
 from firmware.licensing import activate
 from firmware.mail.policy import Context
 from softpaks.mailserver import access, checkpassword, directory, groups
@@ -29,7 +29,6 @@ def _add_account(store, name, admin=False):
 def mail_store(store, vendor):
     # bob exists before the SoftPak's tables, as on a box upgraded to groups.
     _add_account(store, "bob")
-    plugins.apply_softpak_migrations(store)
     activate(store, vendor.issue(mailserver=None))
     _add_account(store, "carol")
     store.set("email.server_type", "standalone")

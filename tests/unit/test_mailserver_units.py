@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from firmware import accounts, plugins
+from firmware import accounts
 from firmware.licensing import activate
 from softpaks.mailserver import autoresponder, checkpassword, directory, dovecot, maildir
 from softpaks.mailserver.expansion import Unknown, expand
@@ -16,7 +16,6 @@ from softpaks.mailserver.expansion import Unknown, expand
 
 @pytest.fixture
 def mail_store(store, vendor):
-    plugins.apply_softpak_migrations(store)
     activate(store, vendor.issue(mailserver=None))
     for name in ("bob", "carol"):
         store.db.execute("INSERT INTO accounts(name, password_hash, is_admin, created) VALUES(?,?,0,0)",

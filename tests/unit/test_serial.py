@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from firmware.system import serial
+from firmware.licensing import serial
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,7 @@ def test_one_box_per_code(tmp_path):
 
 def test_racing_boxes_one_wins(tmp_path):
     path = tmp_path / "codes.db"
-    code = CodeStore(path).add({"antispam": None})
+    code = CodeStore(path).add({"mailserver": None})
     outcomes = []
 
     def redeem(serial):

@@ -4,7 +4,7 @@ refusal, each bad value named beside its field, escaping, Add / Modify
 
 import pytest
 
-from firmware import accounts, plugins
+from firmware import accounts
 from firmware.config import Store
 from softpaks.mailserver import groups
 
@@ -30,7 +30,6 @@ def client(tmp_path, box_serial, licensed):
 
 def _groups(client):
     store = Store(client.data_dir)
-    plugins.apply_softpak_migrations(store)
     try:
         return {g.name: g for g in groups.groups(store)}
     finally:

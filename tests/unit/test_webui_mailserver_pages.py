@@ -5,7 +5,7 @@ Verification."""
 
 import pytest
 
-from firmware import accounts, plugins
+from firmware import accounts
 from firmware.config import Store
 from firmware.licensing import remove
 from softpaks.mailserver import directory
@@ -38,7 +38,6 @@ def licensed_client(client, licensed):
 
 def _store(client):
     store = Store(client.data_dir)
-    plugins.apply_softpak_migrations(store)
     return store
 
 

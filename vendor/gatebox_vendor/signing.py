@@ -42,7 +42,7 @@ def load_private_key(path: str | os.PathLike) -> Ed25519PrivateKey:
 
 
 def parse_grant(text: str) -> tuple[str, datetime.date | None]:
-    """'mailserver=2027-12-31' or 'antispam' (perpetual)."""
+    """'mailserver=2027-12-31', or 'mailserver' for a perpetual grant."""
     softpak, _, date = text.partition("=")
     softpak = softpak.strip().lower()
     if not payload.SOFTPAK_ID.match(softpak):

@@ -3,13 +3,12 @@ and Messages in Queue."""
 
 from __future__ import annotations
 
-from flask import Blueprint
-
 from firmware.config import schema
 
 from ..settings_page import settings_view
+from . import queue  # noqa: F401  (registers the queue routes on the blueprint)
+from .blueprint import blueprint
 
-blueprint = Blueprint("email_server", __name__, url_prefix="/email-server")
 
 ADDRESS_VERIFICATION_MENU = "Email Server > Address Verification"
 ADDRESS_VERIFICATION_INTRO = (
@@ -42,6 +41,3 @@ def address_verification():
 @blueprint.route("/queue/settings", methods=["GET", "POST"])
 def queue_settings():
     return settings_view(schema.QUEUE_MENU)
-
-
-from . import queue  # noqa: E402,F401  (registers the queue routes on the blueprint)

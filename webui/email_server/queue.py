@@ -12,7 +12,7 @@ from wtforms import BooleanField
 from firmware.mail.queue import NotInQueue
 
 from .. import context
-from . import blueprint
+from .blueprint import blueprint
 
 PAGE_SIZE = 50
 MAX_SHOWN_BYTES = 2 * 1024 * 1024

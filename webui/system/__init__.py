@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import HiddenField
 from wtforms.validators import DataRequired
@@ -16,8 +16,9 @@ from firmware.licensing import LicenseError, remove, stored_licenses
 
 from .. import accounts_forms, context, licenses as license_actions
 from ..settings_page import settings_view
+from . import firmware_pages  # noqa: F401  (System > Firmware routes on this blueprint)
+from .blueprint import blueprint
 
-blueprint = Blueprint("system", __name__, url_prefix="/system")
 
 AUDIT_LIMIT = 500
 
@@ -76,6 +77,3 @@ def audit():
 
 def _when(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
-
-
-from . import firmware_pages  # noqa: E402,F401  (System > Firmware routes on this blueprint)

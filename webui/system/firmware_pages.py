@@ -25,8 +25,9 @@ from firmware.system.update import (Runtime, UpdateError, check_bundle, install,
 from firmware.system.update import progress
 from firmware.system.usb import offers as usb_offers
 
-from .. import context, csrf
-from . import blueprint
+from .. import context
+from ..security import csrf
+from .blueprint import blueprint
 
 # A root slot is 512 MiB; a bundle holding it cannot be larger.
 MAX_BUNDLE = 600 * 1024 * 1024

@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 
+from .files import write_json_atomically
 from .runtime import Runtime
 from .versions import running_version
 
@@ -113,7 +114,6 @@ def recorded_versions(runtime: Runtime) -> dict[str, str]:
 
 
 def record_version(runtime: Runtime, bootname: str, version: str) -> None:
-    from .files import write_json_atomically
     versions = recorded_versions(runtime)
     versions[bootname] = version
     write_json_atomically(runtime.slot_versions_file, versions)

@@ -6,12 +6,9 @@ and maildir functions as the `gatebox alias|list|...` commands."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from . import aliases, forwarders, groups, lists, mailboxes, responders  # noqa: F401  (routes)
+from .blueprint import blueprint
 
-from firmware import plugins
-
-blueprint = Blueprint("mailserver", __name__, url_prefix="/users-groups/mail",
-                      template_folder="templates")
 
 MENU = "Users & Groups"
 # view, menu label, what the page manages (shown while the SoftPak is not licensed)
@@ -30,14 +27,3 @@ def menu_pages(softpak_id: str) -> list[dict]:
              "blueprint": blueprint, "endpoint": f"{blueprint.name}.{view}",
              "help": f"mailserver-{view}", "purpose": purpose}
             for view, label, purpose in PAGES]
-
-
-@blueprint.before_request
-def ensure_tables():
-    # As the CLI does per command: the SoftPak's tables exist on any box it is
-    # installed on, even one created before the SoftPak was.
-    from webui.context import store
-    plugins.apply_softpak_migrations(store())
-
-
-from . import aliases, forwarders, groups, lists, mailboxes, responders  # noqa: E402,F401  (routes)

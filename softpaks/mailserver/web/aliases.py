@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, StringField
 
 from .. import directory
-from . import blueprint
+from .blueprint import blueprint
 from .common import ActionForm, actor, domains, list_action, parsed, refuse, render, store
 
 

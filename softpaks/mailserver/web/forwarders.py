@@ -8,7 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, SelectField, StringField
 
 from .. import directory
-from . import blueprint
+from .blueprint import blueprint
 from .common import (OTHER, ActionForm, actor, chosen_target, domains, list_action, refuse, render,
                      store, user_choices, users)
 

@@ -12,7 +12,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from .. import directory
 from ..groups import (delete_group, group, groups as all_groups,
     save_group, users_without_email)
-from . import blueprint
+from .blueprint import blueprint
 from .common import ActionForm, actor, list_action, parsed, refuse, render, store, users
 
 

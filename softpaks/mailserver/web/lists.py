@@ -10,7 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField, SelectMultipleField, StringField
 
 from .. import directory
-from . import blueprint
+from .blueprint import blueprint
 from .common import (OTHER, ActionForm, actor, chosen_target, domains, list_action, parsed, refuse,
                      render, store, user_choices)
 

@@ -8,7 +8,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
 from .. import directory, maildir
-from . import blueprint
+from .blueprint import blueprint
 from .common import actor, render, store, users
 
 SORT_KEYS = {

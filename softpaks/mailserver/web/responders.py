@@ -11,7 +11,7 @@ from wtforms import HiddenField, SelectField, StringField, TextAreaField
 from webui.settings_page import settings_view
 
 from .. import directory, settings as keys
-from . import blueprint
+from .blueprint import blueprint
 from .common import ActionForm, actor, domains, list_action, refuse, render, store, user_choices, users
 
 

@@ -1,13 +1,16 @@
 """What `softpak list`, `license show` and the admin pages say about each
-SoftPak: installed, licensed, active, and until when."""
+SoftPak: installed (its manifest), licensed (the keys), active (licensed,
+and what it requires licensed too), and until when."""
 
 from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
 
-from . import expiry
-from .activation import granted
+from firmware.licensing import NOT_INSTALLED, expiry
+from firmware.licensing.activation import granted
+
+from .registry import Registry, registry
 
 
 @dataclass
@@ -23,14 +26,15 @@ class SoftPakStatus:
 
     @property
     def needs_attention(self) -> bool:
-        return self.state in (expiry.WARNING, expiry.GRACE, expiry.OFF)
+        # A grant for a SoftPak this firmware lacks runs nothing that could stop.
+        return self.installed and self.state in (expiry.WARNING, expiry.GRACE, expiry.OFF)
 
 
-def softpak_status(store, now=None) -> list[SoftPakStatus]:
-    from firmware import plugins
-    manifests = plugins.installed_softpaks()
+def softpak_status(store, now=None, softpaks: Registry | None = None) -> list[SoftPakStatus]:
+    softpaks = softpaks or registry()
+    manifests = softpaks.manifests
     grants = granted(store, now)
-    loadable = plugins.registry().loadable(
+    loadable = softpaks.loadable(
         {s for s, end in grants.items() if expiry.state(end, now) in expiry.RUNNING_STATES})
     rows = []
     for softpak in sorted(set(manifests) | set(grants)):
@@ -39,14 +43,14 @@ def softpak_status(store, now=None) -> list[SoftPakStatus]:
         end = grants.get(softpak)
         state = expiry.state(end, now) if licensed else None
         if not manifest:
-            note = "licensed, but not part of this firmware"
+            note = (f"licensed ({expiry.describe(end, now)}), but {NOT_INSTALLED}: "
+                    "takes effect once a firmware that has it is installed")
         elif not licensed:
             note = "not licensed: " + manifest.description.split(". ")[0].rstrip(".") + "."
         else:
             note = expiry.describe(end, now)
-        rows.append(SoftPakStatus(softpak, manifest.name if manifest else softpak,
-                                  manifest is not None, licensed, softpak in loadable,
-                                  end, state, note))
+        rows.append(SoftPakStatus(softpak, softpaks.name(softpak), manifest is not None, licensed,
+                                  softpak in loadable, end, state, note))
     return rows
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from . import offers
+from firmware.system.usb import offers
+from firmware.system.usb.watch import watch
 
 
 @click.group("usb")
@@ -19,7 +20,6 @@ def usb_group():
 @click.pass_obj
 def usb_watch(obj):
     """Mount inserted USB sticks read-only and record what they offer (runs as root)."""
-    from .watch import watch
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     watch(obj.data)
 
@@ -38,3 +38,6 @@ def usb_scan(directory):
     """List what a mounted stick (or any directory) would offer."""
     for offer in offers.scan(Path(directory), Path(directory).name):
         click.echo(f"{offer.kind:7}  {offer.name}  ({offer.preview})")
+
+
+COMMANDS = [usb_group]

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import datetime
 import getpass
-import sys
 
 import click
 
-from . import activate, expiry, remove, stored_licenses
-from .errors import LicenseError
-from .status import softpak_status, warnings
+from firmware.licensing import (NOT_INSTALLED, NoSerial, activate, box_serial, expiry, remove,
+                                stored_licenses)
+from firmware.licensing.online import request_key
+from firmware.plugins.status import softpak_status, warnings
 
-
-def _fail(message: str):
-    click.echo(f"gatebox: {message}", err=True)
-    sys.exit(1)
+from .errors import fail, reported
 
 
 def _actor() -> str:
@@ -26,11 +23,15 @@ def _actor() -> str:
 
 
 def _serial() -> str:
-    from firmware.system.serial import NoSerial, box_serial
     try:
         return box_serial()
     except NoSerial as error:
-        _fail(f"cannot determine the serial number: {error}")
+        fail(f"cannot determine the serial number: {error}")
+
+
+def _warn(store):
+    for line in warnings(store):
+        click.echo(f"warning: {line}", err=True)
 
 
 @click.group("license")
@@ -56,33 +57,27 @@ def license_activate(obj, key, key_file, code, server, ca):
     """Activate a license key (pasted, from a file, or fetched with an activation code)."""
     sources = [bool(key), key_file is not None, bool(code)]
     if sum(sources) != 1:
-        _fail("give exactly one of: KEY, --file F, --code C")
-    if code:
-        from .online import request_key
-        try:
+        fail("give exactly one of: KEY, --file F, --code C")
+    with reported():
+        if code:
             text = request_key(code, _serial(), server, ca)
-        except LicenseError as error:
-            _fail(str(error))
-    else:
-        text = key_file.read() if key_file else " ".join(key)
-    try:
+        else:
+            text = key_file.read() if key_file else " ".join(key)
         result = activate(obj.store, text, actor=_actor())
-    except LicenseError as error:
-        _fail(str(error))
     lic = result.license
     verb = "activated" if result.new else "already active:"
     click.echo(f"{verb} license {lic.id}")
     for softpak, end in sorted(lic.grants.items()):
-        click.echo(f"  {softpak}: {expiry.describe(end)}")
-    for line in warnings(obj.store):
-        click.echo(f"warning: {line}", err=True)
+        click.echo(f"  {softpak}: {expiry.describe(end)}{_later(softpak, result.not_installed)}")
+    _warn(obj.store)
 
 
 @license_group.command("show")
 @click.pass_obj
 def license_show(obj):
     """Every activated license with its SoftPaks, expiry and state."""
-    licenses = stored_licenses(obj.store)
+    with reported():
+        licenses = stored_licenses(obj.store)
     if not licenses:
         click.echo("no licenses activated (relay only); see 'gatebox license activate --help'")
     for stored in licenses:
@@ -92,9 +87,15 @@ def license_show(obj):
         if stored.problem:
             click.echo(f"  grants nothing on this box: {stored.problem}")
         for softpak, end in sorted(stored.grants.items()):
-            click.echo(f"  {softpak:<12} {expiry.state(end):<8} {expiry.describe(end)}")
-    for line in warnings(obj.store):
-        click.echo(f"warning: {line}", err=True)
+            click.echo(f"  {softpak:<12} {expiry.state(end):<8} {expiry.describe(end)}"
+                       f"{_later(softpak, stored.not_installed)}")
+    _warn(obj.store)
+
+
+def _later(softpak: str, not_installed: set) -> str:
+    if softpak not in not_installed:
+        return ""
+    return f"; {NOT_INSTALLED}, takes effect once a firmware that has it is installed"
 
 
 @license_group.command("remove")
@@ -102,13 +103,10 @@ def license_show(obj):
 @click.pass_obj
 def license_remove(obj, key_id):
     """Remove a license. Settings, mailboxes and queued mail stay."""
-    try:
+    with reported():
         remove(obj.store, key_id, actor=_actor())
-    except LicenseError as error:
-        _fail(str(error))
     click.echo(f"removed license {key_id.strip().upper()}")
-    for line in warnings(obj.store):
-        click.echo(f"warning: {line}", err=True)
+    _warn(obj.store)
 
 
 @click.group("softpak")
@@ -129,5 +127,7 @@ def softpak_list(obj):
             until = f"{row.expiry or 'perpetual'} ({row.state})"
         click.echo(f"{row.id:<12} {row.name:<14} {yes[row.installed]:<10} {yes[row.licensed]:<9} "
                    f"{yes[row.active]:<7} {until}")
-    for line in warnings(obj.store):
-        click.echo(f"warning: {line}", err=True)
+    _warn(obj.store)
+
+
+COMMANDS = [license_group, softpak_group]

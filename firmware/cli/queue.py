@@ -7,8 +7,10 @@ import time
 
 import click
 
-from .queue import NotInQueue, Spool
-from .queue_ops import QueueOps
+from firmware.mail.queue import NotInQueue, Spool
+from firmware.mail.queue_ops import QueueOps
+
+from .errors import fail, fail_all
 
 
 def _ops(obj) -> QueueOps:
@@ -18,10 +20,7 @@ def _ops(obj) -> QueueOps:
 def _report(done: list, errors: list, verb: str):
     for qid in done:
         click.echo(f"{qid}: {verb}")
-    for message in errors:
-        click.echo(f"gatebox: {message}", err=True)
-    if errors:
-        sys.exit(1)
+    fail_all(errors)
 
 
 @click.group()
@@ -56,8 +55,7 @@ def queue_show(obj, qid):
     try:
         state, envelope, message = _ops(obj).show(qid)
     except NotInQueue:
-        click.echo(f"gatebox: {qid}: no such message in the queue", err=True)
-        sys.exit(1)
+        fail(f"{qid}: no such message in the queue")
     click.echo(f"Queue ID: {envelope.id}  State: {state}  Attempts: {envelope.attempts}")
     click.echo(f"Sender: <{envelope.sender}>  Client: {envelope.client_address} ({envelope.helo})")
     for recipient in envelope.recipients:
@@ -107,3 +105,6 @@ def queue_flush(obj):
     """Retry all deferred mail now."""
     count = _ops(obj).flush(actor="cli")
     click.echo(f"{count} deferred message(s) scheduled for immediate delivery")
+
+
+COMMANDS = [queue]

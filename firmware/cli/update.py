@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import click
 
-from . import check_bundle, install, request_reboot, rollback, status
-from .runtime import Runtime
+from firmware.system.update import Runtime, check_bundle, install, request_reboot, rollback, status
+
+from .errors import reported
 
 
 def _runtime(obj) -> Runtime:
     return Runtime.from_environment(obj.data)
-
-
-def _reported():
-    from firmware.cli import reported
-    return reported()
 
 
 @click.group("firmware")
@@ -49,7 +45,7 @@ def firmware_status(obj):
 def firmware_install(obj, bundle, yes, allow_downgrade):
     """Check BUNDLE, then install it into the inactive slot (boots after a reboot)."""
     runtime = _runtime(obj)
-    with _reported():
+    with reported():
         info = check_bundle(runtime, bundle, allow_downgrade=allow_downgrade)
         click.echo(f"{bundle}: version {info.version} for {info.compatible}, "
                    f"signed by {info.signer or 'a trusted key'}")
@@ -64,7 +60,7 @@ def firmware_install(obj, bundle, yes, allow_downgrade):
 @click.pass_obj
 def firmware_rollback(obj):
     """Boot the other slot's firmware next, when it is known to boot."""
-    with _reported():
+    with reported():
         click.echo(rollback(_runtime(obj)))
 
 
@@ -74,3 +70,6 @@ def firmware_reboot(obj):
     """Ask the box to reboot (gatebox-reboot.path acts on it)."""
     request_reboot(_runtime(obj))
     click.echo("reboot requested")
+
+
+COMMANDS = [firmware_group]

@@ -1,0 +1,15 @@
+"""The `gatebox` command: set up, run and administer a box from the shell.
+Each module holds one family of commands; SoftPaks add theirs through the
+gatebox_cli_commands hook (root.GateboxGroup). Errors end every command the
+same way (errors)."""
+
+from __future__ import annotations
+
+from . import config, license, queue, setup, update, usb, users
+from .root import main
+
+for _module in (setup, config, users, queue, license, update, usb):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)
+
+__all__ = ["main"]

@@ -1,0 +1,5 @@
+"""`python -m firmware.cli ...`, as `gatebox run` starts its queue manager child."""
+
+from firmware.cli import main
+
+main()

@@ -1,0 +1,77 @@
+"""`gatebox init`, `gatebox run` and the hidden `gatebox qmgr` (the child
+`gatebox run` starts)."""
+
+from __future__ import annotations
+
+import click
+
+from firmware import accounts
+from firmware.config import Store
+from firmware.mail.queue import Spool
+from firmware.system import tls
+
+from .errors import reported
+
+
+@click.command()
+@click.option("--domain", help="Domain Name, e.g. mydomain.com.")
+@click.option("--admin-password", help="Create the administrator account 'admin' with this password.")
+@click.pass_obj
+def init(obj, domain, admin_password):
+    """Create the settings database (or bring it up to date), TLS certificate
+    and queue directories."""
+    with reported():
+        store = Store.create(obj.data)
+        if domain:
+            store.set("email.domain", domain, actor="init")
+        if admin_password and not any(u["name"] == "admin" for u in accounts.list_users(store)):
+            accounts.add_user(store, "admin", admin_password, admin=True, actor="init")
+    tls.ensure_certificate(obj.data, store.get("system.hostname"))
+    Spool(obj.data / "queue").create()
+    click.echo(f"initialised {obj.data}")
+
+
+@click.command()
+@click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--smtp-port", default=25, show_default=True, type=int)
+@click.option("--submission-port", default=587, show_default=True, type=int,
+              help="Submission port (0 to disable).")
+@click.option("--http-port", default=0, show_default=True, type=int,
+              help="Serve the web admin on this port over HTTPS (0: no web admin).")
+@click.option("--dev-http", is_flag=True,
+              help="Development only: serve the web admin over plain HTTP instead of HTTPS.")
+@click.option("--pop3-port", type=int, default=None,
+              help="POP3 port of the Mail Server SoftPak's mailbox access (0 to disable; "
+                   "default: the mailserver.pop3_port setting).")
+@click.option("--imap-port", type=int, default=None,
+              help="IMAP port of the Mail Server SoftPak's mailbox access (0 to disable; "
+                   "default: the mailserver.imap_port setting).")
+@click.option("--imaps-port", type=int, default=None,
+              help="IMAP over SSL port of the Mail Server SoftPak's mailbox access (0 to disable; "
+                   "default: the mailserver.imaps_port setting).")
+@click.pass_obj
+def run(obj, bind, smtp_port, submission_port, http_port, dev_http, pop3_port, imap_port,
+        imaps_port):
+    """Upgrade the settings database, then run the mail services and the web
+    admin in the foreground until SIGTERM."""
+    from firmware.run import start
+    # Once per start, before any process opens the store: the core's and the
+    # SoftPaks' migrations (a firmware update may have brought new ones).
+    with reported():
+        Store.upgrade(obj.data).close()
+    start.run(obj.data, bind=bind, smtp_port=smtp_port, submission_port=submission_port,
+              http_port=http_port, dev_http=dev_http, pop3_port=pop3_port, imap_port=imap_port,
+              imaps_port=imaps_port)
+
+
+@click.command(hidden=True)
+@click.option("--notify-fd", type=int, help="Pipe on which smtpd announces new mail.")
+@click.pass_obj
+def qmgr(obj, notify_fd):
+    """Run the queue manager alone (`gatebox run` starts it)."""
+    from firmware.run import qmgr as qmgr_process
+    obj.store.close()
+    qmgr_process.run(obj.data, notify_fd)
+
+
+COMMANDS = [init, run, qmgr]

@@ -1,0 +1,54 @@
+"""`gatebox user add | del | passwd | list`: the product accounts."""
+
+from __future__ import annotations
+
+import click
+
+from firmware import accounts
+
+from .errors import reported
+
+
+@click.group()
+def user():
+    """Product accounts (SMTP AUTH, and the web admin for administrators)."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--admin", is_flag=True, help="Give the account administrator rights.")
+@click.pass_obj
+def user_add(obj, name, password, admin):
+    with reported():
+        accounts.add_user(obj.store, name, password, admin=admin, actor="cli")
+    click.echo(f"added {name}")
+
+
+@user.command("del")
+@click.argument("name")
+@click.pass_obj
+def user_del(obj, name):
+    with reported():
+        accounts.delete_user(obj.store, name, actor="cli")
+    click.echo(f"deleted {name}")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.pass_obj
+def user_passwd(obj, name, password):
+    with reported():
+        accounts.set_password(obj.store, name, password, actor="cli")
+    click.echo(f"password of {name} changed")
+
+
+@user.command("list")
+@click.pass_obj
+def user_list(obj):
+    for row in accounts.list_users(obj.store):
+        click.echo(f"{row['name']}{'  (administrator)' if row['is_admin'] else ''}")
+
+
+COMMANDS = [user]

@@ -1,0 +1,93 @@
+"""The hooks a SoftPak may implement (pluggy), and what the queue manager
+hands its delivery agents. Each hook returns a list (or a dict for delivery
+agents); pluggy collects one per SoftPak."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pluggy
+
+PROJECT = "gatebox"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class SoftPakSpec:
+    # Asked of every installed SoftPak, licensed or not: gatebox_settings,
+    # gatebox_migrations, gatebox_menu_pages, gatebox_cli_commands and
+    # gatebox_local_domains (what a SoftPak declares outlives its license).
+    # The rest is asked only of the SoftPaks licensed now.
+
+    @hookspec
+    def gatebox_settings(self):
+        """Setting declarations (firmware.config.types.Setting) this SoftPak adds."""
+
+    @hookspec
+    def gatebox_local_domains(self, settings):
+        """Further domain names the box receives mail for, read from the
+        settings snapshot. The core counts them only where the box keeps
+        mailboxes (every server type but Relay). Asked of installed SoftPaks
+        whether licensed or not, so a lapsed license never turns the office's
+        own domains into foreign ones: their mail waits in the queue."""
+
+    # Hooks taking `store` get the running service's settings Store; an
+    # implementation may leave the argument out if it does not need it.
+    @hookspec
+    def gatebox_policy_checks(self, store):
+        """SMTP policy checks: objects with a name, a stage (connect, helo, mail,
+        rcpt, data) and a check callable, added to smtpd's chain."""
+
+    @hookspec
+    def gatebox_routes(self, store):
+        """Routing rules that turn a recipient into a destination (e.g. a local mailbox)."""
+
+    @hookspec
+    def gatebox_delivery_agents(self, context):
+        """{destination kind: agent} for the queue manager; an agent has
+        .deliver(destination, sender, recipients, message, settings, body_8bit)
+        -> {recipient: Result}. `context` is a DeliveryContext."""
+
+    @hookspec
+    def gatebox_services(self, store, options):
+        """Long-running services to start with the mail stack while the SoftPak
+        is licensed: objects with a `name` and async start() / stop().
+        `options` holds what `gatebox run` was given (bind, ports)."""
+
+    @hookspec
+    def gatebox_unlicensed_services(self, store, options):
+        """Stand-ins run while an installed SoftPak is NOT licensed, e.g. a
+        listener telling mail clients why access is off and how to restore it."""
+
+    @hookspec
+    def gatebox_menu_pages(self):
+        """Web admin menu entries: dicts with "menu" (the eSoft menu path),
+        "title", "softpak" and, when the SoftPak brings the page itself,
+        "blueprint" (a Flask blueprint, mounted for every installed SoftPak),
+        "endpoint" (the view the menu entry opens), "help" (its help page,
+        templates/help/<help>.html) and "purpose" (what the page is for, shown
+        while the license is not active). Entries without a blueprint describe
+        what the SoftPak adds to a page of the core."""
+
+    @hookspec
+    def gatebox_cli_commands(self):
+        """click commands or groups added to the `gatebox` command. Asked of
+        every installed SoftPak: unlicensed, a command says so instead of
+        vanishing."""
+
+    @hookspec
+    def gatebox_migrations(self):
+        """(number, fn(db)) schema migrations for this SoftPak's own tables."""
+
+
+@dataclass
+class DeliveryContext:
+    """What a SoftPak delivery agent may use in the queue manager process:
+    the data directory, the spool (to submit forwarded copies and replies)
+    and announce(qid), safe to call from any thread, so the queue manager
+    picks a submitted message up at once."""
+    data_dir: Path
+    spool: object
+    announce: object

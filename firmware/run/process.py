@@ -1,0 +1,49 @@
+"""What every gatebox process does the same way: log to stderr, size the
+thread pool, stop on SIGTERM/SIGINT, die with its parent."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import logging
+import signal
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def configure_logging():
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%b %d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # aiosmtpd logs every command at INFO; the box logs its own summary lines.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+def use_many_threads(loop, workers: int):
+    # fsyncs and SMTP deliveries run in threads; the default pool is too small.
+    loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=workers))
+
+
+def on_stop_signals(loop, stop: asyncio.Event):
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+
+async def stop_tasks(tasks):
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def die_with_parent():
+    """preexec_fn for children: the kernel kills them when their parent dies,
+    so nothing keeps serving a box that is down."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -1,0 +1,68 @@
+"""The smtpd process: the SMTP and submission ports, the settings watcher,
+the SoftPaks' services, and the queue manager child it supervises."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from firmware.config import Store
+from firmware.config.watch import Watcher
+from firmware.mail import extensions
+from firmware.mail.queue import Spool
+from firmware.mail.smtpd import Gateway
+from firmware.mail.stats import MailStats
+from firmware.system import tls
+
+from .process import on_stop_signals, stop_tasks, use_many_threads
+from .qmgr import QmgrChild
+from .softpak_services import SoftPakServices
+
+log = logging.getLogger("gatebox")
+
+
+async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: int,
+                ready=None, stop: asyncio.Event | None = None, service_options: dict | None = None):
+    loop = asyncio.get_running_loop()
+    use_many_threads(loop, 32)
+    store = Store(data_dir)
+    watcher = Watcher(store)
+    spool = Spool(data_dir / "queue")
+    spool.create()
+    report = spool.drop_unfinished()
+    if any(report.values()):
+        log.info("queue recovery: %s", report)
+    tls.ensure_certificate(data_dir, watcher.current["system.hostname"])
+    qmgr = QmgrChild(data_dir)
+    await qmgr.start()
+    stats = MailStats(store)
+    gateway = Gateway(watcher=watcher, spool=spool, policy=extensions.policy(store),
+                      tls_context=tls.server_context(data_dir), on_enqueued=qmgr.notify,
+                      stats=stats)
+    watcher.on_change(lambda _settings: setattr(gateway, "policy", extensions.policy(store)))
+    softpak_services = SoftPakServices(store, {"bind": bind, "data_dir": data_dir,
+                                               **(service_options or {})})
+    await softpak_services.reconcile()
+    watcher.on_change(lambda _settings: softpak_services.reconcile_soon())
+    servers = [await gateway.serve(bind, smtp_port, "smtp")]
+    if submission_port:
+        servers.append(await gateway.serve(bind, submission_port, "submission"))
+    ports = [s.sockets[0].getsockname()[1] for s in servers]
+    log.info("gatebox listening on %s: smtp %s%s", bind, ports[0],
+             f", submission {ports[1]}" if len(ports) > 1 else "")
+    stop = stop or asyncio.Event()
+    on_stop_signals(loop, stop)
+    tasks = [loop.create_task(watcher.watch()), loop.create_task(stats.run()),
+             loop.create_task(qmgr.supervise())]
+    if ready is not None:
+        ready(ports)
+    await stop.wait()
+    log.info("stopping")
+    for server in servers:
+        server.close()
+    await stop_tasks(tasks)
+    await softpak_services.stop_all()
+    await qmgr.stop()
+    store.close()
+    log.info("stopped")

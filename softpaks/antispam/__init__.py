@@ -1,1 +1,0 @@
-"""The Anti-Spam SoftPak: licensable, no features yet (see manifest.toml)."""

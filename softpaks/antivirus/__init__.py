@@ -1,1 +1,0 @@
-"""The Anti-Virus SoftPak: licensable, no features yet (see manifest.toml)."""

@@ -1,0 +1,7 @@
+"""The System menu's blueprint, on which its page modules register their views."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+blueprint = Blueprint("system", __name__, url_prefix="/system")
