@@ -39,8 +39,8 @@ dev: venv
 test: deps image
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
-# The fast lane: unit and in-process tests (tests/unit), no image, no QEMU,
-# no browser; a few minutes at most on 2 cores.
+# The fast lane: unit and in-process tests (tests/unit, the policy chain
+# through an in-process smtpd included); no image, no QEMU, no browser.
 check: check-apt venv
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 

@@ -91,10 +91,9 @@ class Gatebox:
         self._gatebox("init", "--domain", DOMAIN)
         self._gatebox("license", "activate", issue(load_private_key(private), "GBX-BENCH-0001",
                                                    {"mailserver": None}, None))
-        for key, value in (("email.server_type", "standalone"),
-                           ("email.trusted_networks", "127.0.0.0/8"),
-                           ("email.max_connections_per_host", "unlimited")):
-            self._gatebox("config", "set", key, value)
+        self._gatebox("config", "set", "email.server_type=standalone",
+                      "email.trusted_networks=127.0.0.0/8",
+                      "email.max_connections_per_host=unlimited", "email.max_connections=unlimited")
         self._gatebox("user", "add", USER, "--password", "bench-password-1")
         self.log = open(workdir / "gatebox.log", "ab")
         self.proc = subprocess.Popen(

@@ -212,14 +212,10 @@ class Gatebox:
 
     def start(self):
         self._gatebox("init", "--domain", DOMAIN)
-        for key, value in (
-            ("email.server_type", "relay"),
-            ("email.domain", DOMAIN),
-            ("email.mail_server_address", f"127.0.0.1:{self.sink_port}"),
-            ("email.trusted_networks", "127.0.0.0/8"),
-            ("email.max_connections_per_host", "unlimited"),
-        ):
-            self._gatebox("config", "set", key, value)
+        self._gatebox("config", "set", "email.server_type=relay", f"email.domain={DOMAIN}",
+                      f"email.mail_server_address=127.0.0.1:{self.sink_port}",
+                      "email.trusted_networks=127.0.0.0/8",
+                      "email.max_connections_per_host=unlimited", "email.max_connections=unlimited")
         self._log_handle = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [*self.cmd, "--data", str(self.data), "run", "--bind", "127.0.0.1",
