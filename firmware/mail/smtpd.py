@@ -350,6 +350,8 @@ class GateboxSMTP(SMTP):
             except asyncio.LimitOverrunError as error:
                 # Longer than the reader's buffer: take it in pieces.
                 chunk = await self._reader.read(error.consumed)
+            except asyncio.IncompleteReadError:
+                return None  # the client went away mid-message: nothing was accepted
             except asyncio.CancelledError:
                 self._writer.close()
                 raise
