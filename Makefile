@@ -5,12 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= $(CURDIR)/build/dev-data
 # apt installs with --no-install-recommends, so whatever a test needs from a
-# package's Recommends is named here: swaks's TLS is libnet-ssleay-perl.
+# package's Recommends is named here: swaks's TLS is libnet-ssleay-perl. So is
+# what only a compiler toolchain brings along: Playwright's node needs libatomic1.
 # The fast lane (make check): Python with venv, and what the unit tests sign and
 # check real update bundles with.
-CHECK_APT_PACKAGES := python3 python3-venv openssl rauc squashfs-tools
+CHECK_APT_PACKAGES := python3 python3-venv openssl rauc dbus-daemon squashfs-tools
 APT_PACKAGES := $(CHECK_APT_PACKAGES) swaks libnet-ssleay-perl postfix dnsmasq-base ca-certificates \
-	chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
+	chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd sqlite3 libatomic1
 # Building and booting the firmware image (qemu/); the system tests need them too.
 IMAGE_APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils squashfs-tools grub-pc-bin grub-common \
 	dosfstools mtools fdisk genimage rauc dbus-daemon
@@ -33,6 +34,7 @@ run: deps image
 dev: venv
 	@test -f $(DATA)/gatebox.db || $(VENV)/bin/gatebox --data $(DATA) init --domain example.com
 	@echo "web admin: https://127.0.0.1:2443/ (self-signed certificate)"
+	@$(VENV)/bin/gatebox --data $(DATA) setup-code --if-needed
 	$(VENV)/bin/gatebox --data $(DATA) run --bind 127.0.0.1 --smtp-port 2525 --submission-port 2587 --http-port 2443
 
 # The whole suite, the QEMU system tests of the image included.

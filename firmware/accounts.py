@@ -95,10 +95,30 @@ def list_users(store) -> list[dict]:
 
 
 def authenticate(store, name: str, password: str) -> bool:
-    """True when the name and password match an account. Unknown names cost
-    as much as known ones so timing does not reveal which exist."""
-    row = store.db.execute("SELECT password_hash FROM accounts WHERE name = ?",
+    """True when the name and password match any account. Sign-ins ask
+    authenticate_mail or authenticate_admin instead."""
+    return _authenticate(store, name, password, admin=None)
+
+
+def authenticate_mail(store, name: str, password: str) -> bool:
+    """SMTP AUTH, POP3 and IMAP. Administrators are not mail accounts: their
+    names fail here exactly like unknown ones, so a guessed administrator
+    password never relays mail and a mail login never tests one."""
+    return _authenticate(store, name, password, admin=False)
+
+
+def authenticate_admin(store, name: str, password: str) -> bool:
+    """The web admin: administrators only."""
+    return _authenticate(store, name, password, admin=True)
+
+
+def _authenticate(store, name: str, password: str, admin: bool | None) -> bool:
+    # Every refusal costs one scrypt run, so timing does not tell unknown
+    # names, administrators and wrong passwords apart.
+    row = store.db.execute("SELECT password_hash, is_admin FROM accounts WHERE name = ?",
                            [name.strip().lower()]).fetchone()
+    if row is not None and admin is not None and bool(row[1]) != admin:
+        row = None
     stored = row[0] if row else _dummy_hash()
     ok = check_password(password, stored)
     return ok and row is not None

@@ -6,18 +6,20 @@ through `webui.wsgi`, tests call it directly."""
 
 from __future__ import annotations
 
-import os
 import secrets
+import sqlite3
 import time
 from pathlib import Path
 
-from flask import Flask, g, session
+from flask import Flask, current_app, g
+from markupsafe import escape
 
 from firmware.plugins.status import warnings
+from firmware.system import durable, service_state
 from firmware.system.update.versions import running_version
 
-from . import auth, dashboard, help_pages, security, setup, softpak_pages
-from .context import store
+from . import admin_access, auth, dashboard, help_pages, security, setup, softpak_pages
+from .context import admin_name, store
 from .email_server import blueprint as email_server
 from .menu import current_page, menu_tree
 from .support import blueprint as support
@@ -47,12 +49,18 @@ def create_app(data_dir, *, secure_cookies: bool = True, idle_timeout: int = IDL
         WTF_CSRF_TIME_LIMIT=None,  # the session's idle timeout already bounds it
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
+    # First: a client the box does not accept sees nothing else, not even a CSRF refusal.
+    admin_access.install(app)
     for blueprint in (auth.blueprint, setup.blueprint, dashboard.blueprint, help_pages.blueprint,
                       email_server, users_groups, support, system):
         app.register_blueprint(blueprint)
     security.install(app)
     auth.install(app)
     softpak_pages.install(app)
+
+    # Nothing else can be shown without the settings; this page at least says
+    # so, and what the mail services are doing (they retry on their own).
+    app.register_error_handler(sqlite3.DatabaseError, _settings_unreadable)
 
     @app.teardown_appcontext
     def close_store(_error):
@@ -68,31 +76,30 @@ def create_app(data_dir, *, secure_cookies: bool = True, idle_timeout: int = IDL
     def common():
         # The slot's stamped version: a re-stamped bundle shows what it is.
         return {"version": running_version(), "menu_tree": menu_tree, "page": current_page(),
-                "signed_in": session.get("admin"), "license_warnings": _license_warnings()}
+                "signed_in": admin_name(), "license_warnings": _license_warnings()}
 
     return app
 
 
+def _settings_unreadable(error):
+    mail = service_state.read(current_app.config["GATEBOX_DATA"], service_state.MAIL)
+    body = (f"<!doctype html><title>Settings unreadable</title><h1>Settings unreadable</h1>"
+            f"<p>The settings database cannot be read: {escape(str(error))}.</p>"
+            f"<p id=\"mail-services\">Mail services: {escape(mail['state'])}"
+            f"{': ' + escape(mail['error']) if mail.get('error') else ''}</p>")
+    return body, 503, {"Content-Type": "text/html; charset=utf-8", "Retry-After": "30"}
+
+
 def _license_warnings() -> list[str]:
     """Expiry warnings shown on every page an administrator sees."""
-    if not session.get("admin"):
+    if not admin_name():
         return []
     return warnings(store())
 
 
 def _secret_key(data_dir: Path) -> bytes:
     """Kept on the data partition so sessions survive a restart of the UI."""
-    path = data_dir / SECRET_FILE
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
+    # Made whole or not at all, whichever worker is first: a key file left
+    # empty by a power cut would leave no way to sign in.
     data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()  # another worker made it first
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    return key
+    return durable.create_once(data_dir / SECRET_FILE, secrets.token_bytes(32))

@@ -3,7 +3,7 @@ and System > Administrators."""
 
 from __future__ import annotations
 
-from flask import flash
+from flask import current_app, flash
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo
@@ -77,3 +77,13 @@ def delete_account(form: AccountActionForm) -> bool:
         return False
     flash(f"Deleted {name}.", "ok")
     return True
+
+
+def locked_accounts() -> dict:
+    """Account name -> the login limiter's lockout of it."""
+    return current_app.extensions["login_limiter"].locked_accounts(context.store())
+
+
+def unlock_account(name: str) -> bool:
+    return current_app.extensions["login_limiter"].unlock_account(context.store(), name,
+                                                                  context.actor())

@@ -1,27 +1,22 @@
 """Administrator sign-in: product accounts with administrator rights.
 
 The session cookie is signed, Secure, HttpOnly and SameSite=Strict; it holds
-the administrator's name, a fingerprint of their password hash (so a password
-change or a deleted account ends every session of theirs) and the time of the
-last request (the idle timeout). Until the first administrator exists, every
-page leads to first-boot setup."""
+only a token for a session the box keeps (webui.sessions), so signing out, a
+password change, a deleted account or the idle timeout end it on the box.
+Until the first administrator exists, every page leads to first-boot setup."""
 
 from __future__ import annotations
 
-import hashlib
-import math
-import time
-
-from flask import (Blueprint, current_app, flash, redirect, render_template, request, session,
+from flask import (Blueprint, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from firmware import accounts
+from firmware import accounts, login_limits
 
-from . import context
-from .throttle import LoginThrottle
+from . import context, sessions
+from .safe_redirect import local_or_dashboard
 
 blueprint = Blueprint("auth", __name__)
 
@@ -38,41 +33,32 @@ def admin_exists(store) -> bool:
     return store.db.execute("SELECT 1 FROM accounts WHERE is_admin = 1 LIMIT 1").fetchone() is not None
 
 
-def _fingerprint(store, name: str) -> str | None:
-    row = store.db.execute("SELECT password_hash FROM accounts WHERE name = ? AND is_admin = 1",
-                           [name]).fetchone()
-    return hashlib.sha256(row[0].encode()).hexdigest()[:16] if row else None
-
-
 def sign_in(store, name: str):
-    session.clear()
-    session.permanent = True
-    session["admin"] = name
-    session["fp"] = _fingerprint(store, name)
-    session["seen"] = time.time()
+    sessions.start(store, session, name, current_app.config["IDLE_TIMEOUT"])
+    g.admin = name
 
 
 def install(app):
-    app.extensions["login_throttle"] = LoginThrottle()
+    # The limiter SMTP AUTH and POP3/IMAP use, counting in the database;
+    # tests put one with their own clock here.
+    app.extensions.setdefault("login_limiter", login_limits.shared)
 
     @app.before_request
     def require_admin():
-        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+        public = request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None
+        if public and sessions.COOKIE_KEY not in session:
             return None
         store = context.store()
+        g.admin = sessions.resume(store, session, current_app.config["IDLE_TIMEOUT"])
+        if g.admin is None and sessions.COOKIE_KEY in session:
+            session.clear()
+            if not public:
+                flash("Your session ended; please sign in again.", "warning")
+        if public or g.admin:
+            return None
         if not admin_exists(store):
             return redirect(url_for("setup.setup"))
-        name = session.get("admin")
-        now = time.time()
-        idle = now - session.get("seen", 0)
-        if not name or idle > current_app.config["IDLE_TIMEOUT"] or \
-                session.get("fp") != _fingerprint(store, name):
-            if name:
-                flash("Your session ended; please sign in again.", "warning")
-            session.pop("admin", None)
-            return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
-        session["seen"] = now
-        return None
+        return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -82,36 +68,31 @@ def login():
         return redirect(url_for("setup.setup"))
     form = LoginForm()
     client = request.remote_addr or "?"
-    throttle = current_app.extensions["login_throttle"]
+    limiter = current_app.extensions["login_limiter"]
     status = 200
     if form.validate_on_submit():
-        wait = throttle.wait_seconds(client)
-        if wait > 0:
-            flash(f"Too many failed sign-ins from {client}; try again in {math.ceil(wait)} seconds.",
-                  "error")
-            return render_template("login.html", form=form), 429
         name = form.name.data.strip().lower()
-        if accounts.authenticate(store, name, form.password.data) and _fingerprint(store, name):
-            throttle.succeeded(client)
+        attempt = limiter.attempt(
+            store, login_limits.ADMIN, client, name,
+            lambda: accounts.authenticate_admin(store, name, form.password.data)
+            and sessions.fingerprint(store, name) is not None, "web")
+        if attempt.outcome is login_limits.Outcome.LOCKED:
+            flash(f"Sign-in refused: {attempt.lockout.describe(limiter.clock())}. "
+                  "Please wait, or ask another administrator to unlock the account.", "error")
+            return render_template("login.html", form=form), 429
+        if attempt.outcome is login_limits.Outcome.OK:
             sign_in(store, name)
-            return redirect(_safe_next(request.args.get("next")))
-        throttle.failed(client)
-        if throttle.wait_seconds(client) > 60:
-            store.audit(f"{client} (web)", "sign-in locked", "", f"after failed attempts as {name}")
+            return redirect(local_or_dashboard(request.args.get("next")))
         flash("Wrong login name or password, or not an administrator.", "error")
+        if attempt.lockout is not None:
+            flash(f"Sign-in locked: {attempt.lockout.describe(limiter.clock())}.", "error")
         status = 401
     return render_template("login.html", form=form), status
 
 
 @blueprint.route("/logout", methods=["POST"])
 def logout():
+    sessions.end(context.store(), session)
     session.clear()
     flash("Signed out.", "ok")
     return redirect(url_for("auth.login"))
-
-
-def _safe_next(target: str | None) -> str:
-    # Only paths on this box: never an open redirect to another site.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("dashboard.index")

@@ -3,7 +3,7 @@ name the audit log records for the signed-in administrator."""
 
 from __future__ import annotations
 
-from flask import current_app, g, session
+from flask import current_app, g
 
 from firmware.config import Store
 from firmware.mail.queue import Spool
@@ -27,7 +27,8 @@ def queue_ops() -> QueueOps:
 
 
 def admin_name() -> str | None:
-    return session.get("admin")
+    """The administrator whose session the box resumed for this request."""
+    return g.get("admin")
 
 
 def actor() -> str:

@@ -7,6 +7,7 @@ from flask import Blueprint, render_template
 
 from firmware.mail import stats
 from firmware.mail.queue_index import QueueIndex
+from firmware.system import service_state
 
 from . import chart, context
 
@@ -26,4 +27,5 @@ def index():
     return render_template("dashboard.html", chart=chart.build(rows), totals=totals,
                            counts=counts, queue_total=sum(counts.values()),
                            server_type=store.get("email.server_type"),
-                           server_enabled=store.get("email.server_enabled"))
+                           server_enabled=store.get("email.server_enabled"),
+                           mail_state=service_state.read(store.data_dir, service_state.MAIL))

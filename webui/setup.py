@@ -1,16 +1,18 @@
 """First boot: while no administrator exists, this is the only page. It asks
-for the administrator's password, the Domain Name and the time zone, shows
-the serial number and offers license activation."""
+for the one-time setup code the box prints on its console (`gatebox
+setup-code` makes a new one), the administrator's password, the Domain Name
+and the time zone, shows the serial number and offers license activation."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from wtforms import PasswordField
+from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo
 
 from firmware import accounts
 from firmware.config import declarations
+from firmware.system import setup_code
 
 from . import context, licenses, settings_form
 from .auth import admin_exists, sign_in
@@ -23,6 +25,8 @@ SETUP_SETTINGS = ("email.domain", "system.timezone")
 
 
 class SetupBase(FlaskForm):
+    setup_code = StringField("Setup Code", validators=[DataRequired()],
+                             render_kw={"autocomplete": "off", "spellcheck": "false"})
     password = PasswordField("Administrator Password", validators=[DataRequired()],
                              render_kw={"autocomplete": "new-password"})
     confirm = PasswordField("Confirm Password", validators=[
@@ -48,7 +52,10 @@ def setup():
             accounts.validate_password(form.password.data)
         except accounts.AccountError as error:
             form.password.errors = [str(error).removeprefix("password: ")]
-        else:
+        if not setup_code.matches(store, form.setup_code.data):
+            form.setup_code.errors = ["does not match the code on the box's console; "
+                                      "`gatebox setup-code` on the box prints a new one"]
+        if not form.password.errors and not form.setup_code.errors:
             if settings_form.apply(form, infos, store, "setup (web)") is not None:
                 try:
                     accounts.add_user(store, ADMIN_NAME, form.password.data, admin=True,
@@ -57,6 +64,7 @@ def setup():
                     # Someone else finished setup a moment ago.
                     flash(str(error), "error")
                     return redirect(url_for("auth.login"))
+                setup_code.discard(store)
                 sign_in(store, ADMIN_NAME)
                 flash("Setup complete. You are signed in as 'admin'.", "ok")
                 return redirect(url_for("dashboard.index"))

@@ -7,8 +7,8 @@ import getpass
 
 import click
 
-from firmware.licensing import (NOT_INSTALLED, NoSerial, activate, box_serial, expiry, remove,
-                                stored_licenses)
+from firmware.licensing import (NOT_INSTALLED, NoSerial, activate, box_serial, expiry,
+                                license_day, remove, stored_licenses)
 from firmware.licensing.online import request_key
 from firmware.plugins.status import softpak_status, warnings
 
@@ -65,10 +65,12 @@ def license_activate(obj, key, key_file, code, server, ca):
             text = key_file.read() if key_file else " ".join(key)
         result = activate(obj.store, text, actor=_actor())
     lic = result.license
+    day = license_day(obj.store).day
     verb = "activated" if result.new else "already active:"
     click.echo(f"{verb} license {lic.id}")
     for softpak, end in sorted(lic.grants.items()):
-        click.echo(f"  {softpak}: {expiry.describe(end)}{_later(softpak, result.not_installed)}")
+        click.echo(f"  {softpak}: {expiry.describe(end, day)}"
+                   f"{_later(softpak, result.not_installed)}")
     _warn(obj.store)
 
 
@@ -78,17 +80,24 @@ def license_show(obj):
     """Every activated license with its SoftPaks, expiry and state."""
     with reported():
         licenses = stored_licenses(obj.store)
+        day = license_day(obj.store)
+    if day.clock_behind:
+        click.echo(f"warning: {day.describe()}", err=True)
     if not licenses:
         click.echo("no licenses activated (relay only); see 'gatebox license activate --help'")
     for stored in licenses:
         when = datetime.datetime.fromtimestamp(stored.activated_at).strftime("%Y-%m-%d %H:%M")
-        click.echo(f"license {stored.id}  issued {stored.issued}  serial {stored.serial}  "
+        issued = stored.issued or "?"
+        click.echo(f"license {stored.id}  issued {issued}  serial {stored.serial or '?'}  "
                    f"activated {when} by {stored.activated_by}")
         if stored.problem:
             click.echo(f"  grants nothing on this box: {stored.problem}")
         for softpak, end in sorted(stored.grants.items()):
-            click.echo(f"  {softpak:<12} {expiry.state(end):<8} {expiry.describe(end)}"
-                       f"{_later(softpak, stored.not_installed)}")
+            click.echo(f"  {softpak:<12} {expiry.state(end, day.day):<8} "
+                       f"{expiry.describe(end, day.day)}{_later(softpak, stored.not_installed)}")
+        for disagreement in stored.ignored:
+            click.echo(f"  ignored: the database was changed by hand: {disagreement}; "
+                       "the signed key is what counts")
     _warn(obj.store)
 
 

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from firmware import accounts
-from firmware.config import Store
+from firmware.config import Store, StoreMissing
 from firmware.mail.queue import Spool
 from firmware.system import tls
 
@@ -20,6 +22,8 @@ from .errors import reported
 def init(obj, domain, admin_password):
     """Create the settings database (or bring it up to date), TLS certificate
     and queue directories."""
+    # What init makes is the service's alone (the units set UMask=0077 too).
+    os.umask(0o077)
     with reported():
         store = Store.create(obj.data)
         if domain:
@@ -56,12 +60,22 @@ def run(obj, bind, smtp_port, submission_port, http_port, dev_http, pop3_port, i
     admin in the foreground until SIGTERM."""
     from firmware.run import start
     # Once per start, before any process opens the store: the core's and the
-    # SoftPaks' migrations (a firmware update may have brought new ones).
+    # SoftPaks' migrations (a firmware update may have brought new ones). No
+    # database at all is a setup mistake; one the migrations fail on is a
+    # fault the web admin must stay up through, so the mail stack tries again.
+    upgraded = True
     with reported():
-        Store.upgrade(obj.data).close()
+        try:
+            Store.upgrade(obj.data).close()
+        except StoreMissing:
+            raise
+        except Exception as error:  # noqa: BLE001
+            click.echo(f"gatebox: the settings database is not up to date: "
+                       f"{error.__class__.__name__}: {error}", err=True)
+            upgraded = False
     start.run(obj.data, bind=bind, smtp_port=smtp_port, submission_port=submission_port,
               http_port=http_port, dev_http=dev_http, pop3_port=pop3_port, imap_port=imap_port,
-              imaps_port=imaps_port)
+              imaps_port=imaps_port, upgraded=upgraded)
 
 
 @click.command(hidden=True)

@@ -40,7 +40,9 @@ def firmware_status(obj):
 @click.argument("bundle", type=click.Path(dir_okay=False))
 @click.option("--yes", is_flag=True, help="Do not ask before installing.")
 @click.option("--allow-downgrade", is_flag=True,
-              help="Install even when the bundle is not newer than the running firmware (rollback).")
+              help="Install even when the bundle is not newer than the running firmware. "
+                   "An older one is still refused by the update engine unless root has "
+                   "created /data/root/allow-downgrade (used up by that one install).")
 @click.pass_obj
 def firmware_install(obj, bundle, yes, allow_downgrade):
     """Check BUNDLE, then install it into the inactive slot (boots after a reboot)."""

@@ -1,10 +1,10 @@
-"""`gatebox user add | del | passwd | list`: the product accounts."""
+"""`gatebox user add | del | passwd | list | locks | unlock`: the product accounts."""
 
 from __future__ import annotations
 
 import click
 
-from firmware import accounts
+from firmware import accounts, login_limits
 
 from .errors import reported
 
@@ -49,6 +49,26 @@ def user_passwd(obj, name, password):
 def user_list(obj):
     for row in accounts.list_users(obj.store):
         click.echo(f"{row['name']}{'  (administrator)' if row['is_admin'] else ''}")
+
+
+@user.command("locks")
+@click.pass_obj
+def user_locks(obj):
+    """Clients and accounts the login limiter has locked out now."""
+    for lock in login_limits.shared.lockouts(obj.store):
+        click.echo(f"{lock.realm} {lock.kind} {lock.key}: {lock.reason}; "
+                   f"{lock.seconds_left()} seconds left")
+
+
+@user.command("unlock")
+@click.argument("name")
+@click.pass_obj
+def user_unlock(obj, name):
+    """Lift the lockout of an account after failed logins."""
+    if login_limits.shared.unlock_account(obj.store, name, actor="cli"):
+        click.echo(f"unlocked {name}")
+    else:
+        click.echo(f"{name} was not locked")
 
 
 COMMANDS = [user]

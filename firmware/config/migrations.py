@@ -56,11 +56,36 @@ def _m4_check_stats(db: sqlite_utils.Database):
                              if_not_exists=True)
 
 
+def _m5_web_sessions(db: sqlite_utils.Database):
+    # The web admin's sessions, kept on the box so that signing out ends one
+    # for good: the cookie holds only a random token, stored here as its hash.
+    db["web_sessions"].create({"token_hash": str, "admin": str, "fingerprint": str,
+                               "created": float, "seen": float}, pk="token_hash",
+                              not_null={"admin", "fingerprint", "created", "seen"},
+                              if_not_exists=True)
+
+
+def _m6_login_limits(db: sqlite_utils.Database):
+    # Failed sign-ins (SMTP AUTH, POP3/IMAP, web) and the lockouts they caused,
+    # kept here so that a restart forgives nothing (firmware/login_limits.py).
+    db.execute("""CREATE TABLE IF NOT EXISTS login_failures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, realm TEXT NOT NULL,
+        client TEXT NOT NULL, account TEXT NOT NULL, service TEXT NOT NULL)""")
+    db.execute("CREATE INDEX IF NOT EXISTS login_failures_client ON login_failures(realm, client, at)")
+    db.execute("CREATE INDEX IF NOT EXISTS login_failures_account ON login_failures(realm, account, at)")
+    db.execute("""CREATE TABLE IF NOT EXISTS login_locks (
+        realm TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, since REAL NOT NULL,
+        until REAL NOT NULL, strikes INTEGER NOT NULL DEFAULT 1, reason TEXT NOT NULL,
+        PRIMARY KEY (realm, kind, key))""")
+
+
 MIGRATIONS = [
     (1, _m1_base),
     (2, _m2_licenses),
     (3, _m3_mail_stats),
     (4, _m4_check_stats),
+    (5, _m5_web_sessions),
+    (6, _m6_login_limits),
 ]
 
 LATEST = MIGRATIONS[-1][0]

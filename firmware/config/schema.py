@@ -3,8 +3,8 @@ label and menu path. The CLI, the web forms and the daemons all read this."""
 
 from __future__ import annotations
 
-from .types import (UNLIMITED, AddressList, Bool, Choice, Days, Domain, Email, HostPort, Integer,
-                    Networks, NotYet, Score, Secret, Setting, Text, TimeRange, TimeZone)
+from .types import (UNLIMITED, AddressList, AdminSources, Bool, Choice, Days, Domain, Email,
+                    HostPort, Integer, Networks, NotYet, Score, Secret, Setting, Text, TimeRange, TimeZone)
 
 SETTINGS_MENU = "Email Server > Settings"
 ADVANCED_MENU = "Email Server > Settings > Advanced"
@@ -177,4 +177,9 @@ CORE_SETTINGS = [
             "The name the box uses in its SMTP banner and HELO."),
     Setting("system.timezone", TimeZone(), "UTC", "Time Zone", SYSTEM_MENU,
             "Local time for the delivery schedule, the logs and the dashboard."),
+    Setting("system.admin_allow_from", AdminSources(), "trusted", "Allow Administration From",
+            SYSTEM_MENU,
+            "Who may open this web admin: 'trusted' (the Trusted Networks of Email Server > "
+            "Settings), 'any' (the whole Internet: not recommended), or a comma-separated list "
+            "of addresses and networks. Every page checks it, sign-in and setup included."),
 ]

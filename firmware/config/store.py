@@ -58,7 +58,9 @@ class Store:
         """Create the database or bring it up to date (`gatebox init`)."""
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
+        _owner_only(data_dir / DB_NAME, create=True)
         _upgrade(data_dir / DB_NAME)
+        _owner_only(data_dir / DB_NAME)
         return cls(data_dir)
 
     @classmethod
@@ -69,7 +71,9 @@ class Store:
         if not path.exists():
             raise StoreMissing(
                 f"no settings database at {path}; run 'gatebox --data {data_dir} init' first")
+        _owner_only(path)
         _upgrade(path)
+        _owner_only(path)
         return cls(data_dir)
 
     def close(self):
@@ -183,6 +187,28 @@ class Snapshot:
 
     def __getitem__(self, key):
         return self.values[key]
+
+
+# The database holds the relay's and the LAN server's passwords. SQLite makes
+# its -wal and -shm files with the database file's mode, so a 0600 database
+# (made so before SQLite first opens it) keeps all three the service's alone;
+# files from before are narrowed here, through their descriptors.
+DB_COMPANIONS = ("", "-wal", "-shm")
+
+
+def _owner_only(path: Path, create: bool = False):
+    for suffix in DB_COMPANIONS:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+        if create and not suffix:
+            flags |= os.O_CREAT
+        try:
+            fd = os.open(f"{path}{suffix}", flags, 0o600)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
 
 
 def _upgrade(path: Path):

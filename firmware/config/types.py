@@ -237,6 +237,29 @@ class Networks:
 
 
 @dataclass(frozen=True)
+class AdminSources:
+    """Who may reach the web admin: the Trusted Networks, anyone, or a list."""
+    rule: str = ("must be 'trusted' (the Trusted Networks), 'any', or a comma-separated list of "
+                 "IP addresses and networks (10.10.1.2, 10.10.1.0/24, fd00::/8)")
+
+    def parse(self, raw):
+        text = str(raw).strip()
+        # Empty means the safe default, never "nobody": that would lock the
+        # office out of its own box.
+        if text.lower() in ("", "trusted", "trusted networks"):
+            return "trusted"
+        if text.lower() in ("any", "*"):
+            return "any"
+        try:
+            return Networks().parse(text)
+        except Invalid:
+            raise Invalid(self.rule)
+
+    def render(self, value) -> str:
+        return value
+
+
+@dataclass(frozen=True)
 class HostPort:
     optional: bool = True
     rule: str = "must be a host name or IP address, optionally followed by :port (1-65535)"

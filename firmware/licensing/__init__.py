@@ -7,7 +7,8 @@ caller hands it a store and, through it, the installed SoftPak ids."""
 from __future__ import annotations
 
 from .activation import (NOT_INSTALLED, Activation, StoredLicense, activate, active_softpaks,
-                         granted, remove, stored_licenses)
+                         granted, license_day, remove, stored_licenses)
+from .clock import LicenseDay
 from .errors import (BadSignature, ExpiredKey, LicenseError, MalformedKey, NoSuchLicense,
                      OnlineActivationError, UnknownSoftPak, WrongSerial)
 from .serial import NoSerial, box_serial
@@ -18,6 +19,7 @@ def is_active(store, softpak: str, now=None) -> bool:
 
 
 __all__ = ["NOT_INSTALLED", "Activation", "StoredLicense", "activate", "granted", "remove",
+           "license_day", "LicenseDay",
            "stored_licenses", "active_softpaks", "is_active", "BadSignature", "ExpiredKey",
            "LicenseError", "MalformedKey", "NoSuchLicense", "OnlineActivationError",
            "UnknownSoftPak", "WrongSerial", "NoSerial", "box_serial"]

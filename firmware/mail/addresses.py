@@ -53,6 +53,55 @@ def parse(raw: str) -> Address:
     return Address(raw, local, domain.lower(), route)
 
 
+def forbidden_characters(text: str) -> str:
+    """The characters no envelope address may hold, in the order found:
+    every byte below 0x21 (controls, CR, LF, NUL, space, tab; quoted local
+    parts included) and DEL; and, as the command line is read as UTF-8
+    with surrogate escapes, bytes that are not UTF-8 and the C1 and Unicode
+    line-breaking controls, which header and log readers treat as line ends."""
+    return "".join(ch for ch in text
+                   if ch <= " " or "\x7f" <= ch <= "\x9f" or "\ud800" <= ch <= "\udfff"
+                   or ch in "\u2028\u2029")
+
+
+def is_clean(text: str) -> bool:
+    """Whether this address may go into a header, a log line or a command."""
+    return not forbidden_characters(text)
+
+
+def split_path(arg: str) -> tuple[str, str]:
+    """(the path exactly as the client sent it, the parameters after it) of
+    a MAIL FROM / RCPT TO argument, without interpreting anything: "<...>"
+    up to its closing bracket outside quotes, else up to the first space
+    outside quotes. The address checks look at these characters, not at
+    what a parser made of them (one drops comments and quotes)."""
+    text = arg.lstrip(" ")
+    bracketed = text.startswith("<")
+    quoted = escaped = False
+    for index, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif bracketed and ch == ">":
+            return text[:index + 1], text[index + 1:]
+        elif not bracketed and ch == " ":
+            return text[:index], text[index:]
+    return text, ""
+
+
+def unbracketed(path: str) -> str:
+    if path.startswith("<"):
+        path = path[1:]
+    if path.endswith(">"):
+        path = path[:-1]
+    return path
+
+
 def literal_ip(domain: str):
     """'[192.0.2.1]' or '[IPv6:2001:db8::1]' -> ip_address, else None."""
     if not (domain.startswith("[") and domain.endswith("]")):

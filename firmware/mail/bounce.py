@@ -11,7 +11,8 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.policy import SMTP
 
-from .headers import header_block
+from .addresses import is_clean
+from .headers import header_block, safe_text
 from .queue import Envelope, Recipient
 from .submit import Submission, mailer_daemon
 
@@ -43,8 +44,15 @@ def _diagnostic(detail: str) -> str:
 def _fields(pairs) -> Message:
     block = Message()
     for name, value in pairs:
-        block[name] = value
+        # Addresses and remote replies: a line break here would be a header of its own.
+        block[name] = safe_text(value, 900)
     return block
+
+
+def _notified(envelope: Envelope) -> str:
+    """The envelope sender to notify, or "" for none (the null sender, or an
+    address no header or command may carry, told to the administrator instead)."""
+    return envelope.sender if envelope.sender and is_clean(envelope.sender) else ""
 
 
 def build(envelope: Envelope, failed: list[Recipient], original: bytes, settings,
@@ -58,12 +66,13 @@ def build(envelope: Envelope, failed: list[Recipient], original: bytes, settings
         "",
     ]
     if reason:
-        text_lines += [reason, ""]
+        text_lines += [safe_text(reason, 900), ""]
     for recipient in failed:
-        text_lines.append(f"<{recipient.original or recipient.address}>: {recipient.detail}")
+        text_lines.append(f"<{safe_text(recipient.original or recipient.address)}>: "
+                          f"{safe_text(recipient.detail, 900)}")
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = f"Mail Delivery System <{mailer_daemon(settings)}>"
-    report["To"] = envelope.sender or admin_address(settings)
+    report["To"] = _notified(envelope) or admin_address(settings)
     report["Subject"] = "Undelivered Mail Returned to Sender"
     report["Auto-Submitted"] = "auto-replied"
     text = "\n".join(text_lines) + "\n"
@@ -101,7 +110,7 @@ def bounce_submission(envelope: Envelope, failed: list[Recipient], original: byt
         # A notification that cannot be delivered is logged and dropped: a
         # bounce about a bounce could loop forever.
         return None
-    to = [envelope.sender] if envelope.sender else [admin_address(settings)]
+    to = [_notified(envelope) or admin_address(settings)]
     if settings["email.forward_undeliverable_to_admin"]:
         to.append(admin_address(settings))
     to = list(dict.fromkeys(to))

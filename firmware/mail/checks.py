@@ -14,7 +14,7 @@ from firmware.config import UNLIMITED
 from firmware.config.types import is_hostname
 
 from . import addresses
-from .headers import summary
+from .headers import safe_text, summary
 from .policy import Check, Context, Order, reject, tempfail
 from .route import is_local_domain
 
@@ -23,7 +23,12 @@ MAX_HOPS = 50                    # Received headers before we call it a loop
 JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY"})
 JUNK_COMMAND_LIMIT = 100         # per session (Postfix: smtpd_junk_command_limit)
 UNKNOWN_COMMAND_LIMIT = 20       # per session (Postfix: smtpd_hard_error_limit)
+AUTH_FAILURE_LIMIT = 3           # failed AUTH commands per session
 MEGABYTE = 1024 * 1024
+# Space the queue keeps for the queue manager's own writes (a deferral
+# rewrites a whole file, a bounce is a new one): Postfix's queue_minfree, an
+# eighth of a small file system at most.
+QUEUE_RESERVE = 16 * MEGABYTE
 
 
 def message_size_limit(settings) -> int | None:
@@ -73,6 +78,17 @@ def command_limits(ctx: Context):
     return None
 
 
+def auth_failure_limit(ctx: Context):
+    """A session that failed AUTH this many times is closed: smtpd asks the
+    command stage again right after each failure, so the failure that
+    reaches the limit is itself answered 421. Guessing across sessions is
+    the login limiter's (firmware/login_limits.py)."""
+    if ctx.auth_failures >= AUTH_FAILURE_LIMIT:
+        return tempfail("4.7.0", f"Error: too many failed authentication attempts "
+                                 f"(limit {AUTH_FAILURE_LIMIT})", 421)
+    return None
+
+
 # ---- helo ----------------------------------------------------------------------------
 def helo_syntax(ctx: Context):
     name = ctx.helo.strip()
@@ -119,9 +135,44 @@ def declared_size(ctx: Context):
     return None
 
 
+def queue_space(ctx: Context):
+    """Refuse early rather than at the end of DATA: as Postfix does, a
+    message needs twice its declared size above the reserve (its file and
+    one rewrite of it)."""
+    if ctx.queue_free is None:
+        return None
+    reserve = QUEUE_RESERVE
+    if ctx.queue_capacity is not None:
+        reserve = min(reserve, ctx.queue_capacity // 8)
+    if ctx.queue_free < reserve + 2 * (ctx.declared_size or 0):
+        return tempfail("4.3.1", "Insufficient system storage", 452)
+    return None
+
+
 def submission_requires_auth(ctx: Context):
     if ctx.port_kind == "submission" and not ctx.may_relay:
         return reject("5.7.0", "Authentication required", 530)
+    return None
+
+
+def _forbidden(address: str) -> str | None:
+    """Why this address may not be taken, or None. smtpd hands the checks
+    the path as the client sent it whenever it holds such characters, so
+    nothing a parser dropped or re-quoted slips through."""
+    found = addresses.forbidden_characters(address)
+    if not found:
+        return None
+    shown = ", ".join(f"0x{ord(ch):02X}" for ch in dict.fromkeys(found))
+    return (f"<{safe_text(address, 100)}> contains characters not allowed in an address "
+            f"({shown[:60]})")
+
+
+def sender_characters(ctx: Context):
+    """Header injection: a CR, NUL, space or other control in MAIL FROM
+    would travel into the Received field, DSNs and the outbound command."""
+    problem = _forbidden(ctx.sender)
+    if problem:
+        return reject("5.1.7", f"Sender address rejected: {problem}", 501)
     return None
 
 
@@ -130,7 +181,8 @@ def sender_syntax(ctx: Context):
         return None  # the null sender of bounces
     address = addresses.parse(ctx.sender)
     if not address.domain or address.source_route:
-        return reject("5.1.7", f"Sender address rejected: <{ctx.sender}> is not a full address", 553)
+        return reject("5.1.7", f"Sender address rejected: <{safe_text(ctx.sender)}> "
+                               "is not a full address", 553)
     return None
 
 
@@ -141,18 +193,27 @@ def max_recipients(ctx: Context):
     return None
 
 
+def recipient_characters(ctx: Context):
+    """As sender_characters, for RCPT TO, trusted and authenticated clients included."""
+    problem = _forbidden(ctx.recipient)
+    if problem:
+        return reject("5.1.3", f"Recipient address rejected: {problem}", 501)
+    return None
+
+
 def recipient_routing(ctx: Context):
     """Relay tricks in the recipient (user%host@us, host!user, "user@host"@us,
     @us:user@host) are refused to untrusted clients."""
     if ctx.may_relay:
         return None
     address = addresses.parse(ctx.recipient)
+    shown = safe_text(ctx.recipient)
     if address.source_route:
-        return reject("5.7.1", f"<{ctx.recipient}>: Relay access denied (source routes are not accepted)")
+        return reject("5.7.1", f"<{shown}>: Relay access denied (source routes are not accepted)")
     if address.routing_characters:
-        return reject("5.7.1", f"<{ctx.recipient}>: Relay access denied (routing characters in address)")
+        return reject("5.7.1", f"<{shown}>: Relay access denied (routing characters in address)")
     if not address.domain:
-        return reject("5.1.3", f"<{ctx.recipient}>: Recipient address needs a domain", 553)
+        return reject("5.1.3", f"<{shown}>: Recipient address needs a domain", 553)
     return None
 
 
@@ -163,7 +224,7 @@ def relay_access(ctx: Context):
         return None
     address = addresses.parse(ctx.recipient)
     if address.is_address_literal or not is_local_domain(address.domain, ctx.settings):
-        return reject("5.7.1", f"<{ctx.recipient}>: Relay access denied", 554)
+        return reject("5.7.1", f"<{safe_text(ctx.recipient)}>: Relay access denied", 554)
     return None
 
 
@@ -207,12 +268,16 @@ CORE_CHECKS = [
     Check("max_connections", "connect", max_connections, Order.LIMITS),
     Check("max_connections_per_host", "connect", max_connections_per_host, Order.LIMITS),
     Check("command_limits", "command", command_limits, Order.LIMITS),
+    Check("auth_failure_limit", "command", auth_failure_limit, Order.LIMITS),
     Check("helo_syntax", "helo", helo_syntax, Order.SYNTAX),
     Check("helo_impersonation", "helo", helo_impersonation, Order.RELAY),
     Check("declared_size", "mail", declared_size, Order.LIMITS),
+    Check("queue_space", "mail", queue_space, Order.LIMITS),
     Check("submission_requires_auth", "mail", submission_requires_auth, Order.AUTH),
+    Check("sender_characters", "mail", sender_characters, Order.SYNTAX),
     Check("sender_syntax", "mail", sender_syntax, Order.SYNTAX),
     Check("max_recipients", "rcpt", max_recipients, Order.LIMITS),
+    Check("recipient_characters", "rcpt", recipient_characters, Order.SYNTAX),
     Check("recipient_routing", "rcpt", recipient_routing, Order.SYNTAX),
     Check("relay_access", "rcpt", relay_access, Order.RELAY),
     # The size and line checks come first: past either limit the message was

@@ -123,10 +123,13 @@ class Context:
     command: str = ""                   # upper-case verb of the line being handled
     command_known: bool = True          # False for a verb the server does not implement
     command_counts: collections.Counter = field(default_factory=collections.Counter)  # "*": unknown
+    auth_failures: int = 0              # failed (or refused) AUTH commands this session
     helo: str = ""
     # transaction
     sender: str = ""
     declared_size: int | None = None    # MAIL FROM ... SIZE=
+    queue_free: int | None = None       # octets free for the queue at MAIL; None: unknown
+    queue_capacity: int | None = None   # the size of the queue's file system
     recipients: list = field(default_factory=list)
     recipient: str = ""                 # the one being checked at rcpt
     message: bytes = b""                # at data; empty when it was too big to keep

@@ -1,24 +1,34 @@
 """The queue manager: takes messages from incoming and due ones from
 deferred, routes every pending recipient, delivers with a concurrency limit
 per destination, retries with exponential backoff, honours the delivery
-schedule and bounces what fails for good or outlives the queue lifetime."""
+schedule and bounces what fails for good or outlives the queue lifetime.
+
+A state change that cannot be written (the disk is full: a deferral
+rewrites the whole file, a bounce is a new file) never leaves the message
+in active until a restart. The file is renamed to deferred as it is (a
+rename needs no space), the newer envelope waits in memory and is used for
+the next attempt, and a save pass writes it as soon as space returns. A
+notification that cannot be queued leaves its recipients pending, so the
+next attempt fails them, and notifies, again."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import time
 
 from . import bounce, schedule
 from .deliver import Result
-from .queue import Envelope, NotInQueue, QueueError, Spool
+from .queue import Envelope, NotInQueue, QueueError, Spool, out_of_space
 from .route import Destination, RouteError, route
 from .submit import submit
 
 log = logging.getLogger("gatebox.qmgr")
 
 RESCAN_SECONDS = 5.0
+SAVE_RETRY_SECONDS = 1.0
 WAITING_FOR_SCHEDULE = "waiting for the scheduled send time (Email Server > Scheduling)"
 
 
@@ -40,6 +50,10 @@ class QueueManager:
         self._deferred: list = []
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        # qid -> (the state its file is in, an envelope newer than the file's)
+        self._unsaved: dict[str, tuple[str, Envelope]] = {}
+        # qid -> set when the message is no longer being worked on
+        self._busy: dict[str, asyncio.Event] = {}
 
     # ---- feeding -----------------------------------------------------------------
     def notify(self, qid: str):
@@ -70,7 +84,8 @@ class QueueManager:
     async def run(self):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._scan)
-        await asyncio.gather(self._take_incoming(), self._take_deferred(), self._rescan())
+        await asyncio.gather(self._take_incoming(), self._take_deferred(), self._rescan(),
+                             self._save_unsaved())
 
     async def _rescan(self):
         # Files placed by other processes (the CLI's release and flush) are
@@ -108,13 +123,48 @@ class QueueManager:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(lambda _: self._slots.release())
 
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, qid: str):
+        """One piece of work on a message at a time: an attempt, or the save
+        pass writing its envelope."""
+        while (done := self._busy.get(qid)) is not None:
+            await done.wait()
+        self._busy[qid] = asyncio.Event()
+        try:
+            yield
+        finally:
+            self._busy.pop(qid).set()
+
     # ---- one message ---------------------------------------------------------------
     async def _process(self, state: str, qid: str):
+        async with self._exclusive(qid):
+            await self._attempt(state, qid)
+
+    def _claim(self, state: str, qid: str, unsaved) -> tuple[Envelope, bytes]:
+        """The message for an attempt, in active; its envelope from memory
+        when the last state change could not be written."""
+        if unsaved is not None:
+            where, envelope = unsaved
+            for source in dict.fromkeys((where, state)):
+                try:
+                    if source != "active":
+                        self.spool.move_unsynced(qid, source, "active")
+                    return envelope, self.spool.load("active", qid)[1]
+                except NotInQueue:
+                    continue  # moved by the administrator meanwhile
+        return self.spool.claim(state, qid)
+
+    async def _attempt(self, state: str, qid: str):
         loop = asyncio.get_running_loop()
+        unsaved = self._unsaved.pop(qid, None)
         try:
-            envelope, message = await loop.run_in_executor(None, self.spool.claim, state, qid)
+            envelope, message = await loop.run_in_executor(None, self._claim, state, qid, unsaved)
         except NotInQueue:
             return  # held, deleted or taken by another pass meanwhile
+        except OSError:
+            if unsaved is not None:
+                self._unsaved[qid] = unsaved
+            raise
         except QueueError as error:
             log.error("%s: %s; moved to corrupt", qid, error)
             await loop.run_in_executor(None, self.spool.move, qid, "active", "corrupt")
@@ -197,7 +247,13 @@ class QueueManager:
                 self._log_result(envelope, recipient, "", "expired", now)
                 newly_failed.append(recipient)
         if newly_failed:
-            await self._bounce(envelope, newly_failed, message, settings)
+            try:
+                await self._bounce(envelope, newly_failed, message, settings)
+            except OSError as error:
+                log.error("%s: cannot queue the non-delivery notification (%s); its recipients "
+                          "are tried again at the next attempt", envelope.id, error)
+                for recipient in newly_failed:
+                    recipient.status = "pending"
         if not envelope.pending:
             await loop.run_in_executor(None, self.spool.remove, "active", envelope.id)
             log.info("%s: removed", envelope.id)
@@ -216,9 +272,44 @@ class QueueManager:
     async def _defer(self, envelope: Envelope, next_try: float):
         envelope.next_try = next_try
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.spool.rewrite, envelope, "active", "deferred")
+        try:
+            await loop.run_in_executor(None, self.spool.rewrite, envelope, "active", "deferred")
+        except OSError as error:
+            self._unsaved[envelope.id] = ("active", envelope)
+            log.error("%s: cannot write the queue file (%s); deferred with its envelope in "
+                      "memory, written once the disk %s", envelope.id, error,
+                      "has space again" if out_of_space(error) else "allows")
+            try:
+                await loop.run_in_executor(None, self.spool.move, envelope.id, "active", "deferred")
+                self._unsaved[envelope.id] = ("deferred", envelope)
+            except OSError as move_error:
+                log.error("%s: cannot move it to deferred either (%s); it waits in active",
+                          envelope.id, move_error)
         heapq.heappush(self._deferred, (next_try, envelope.id))
         self._wake.set()
+
+    async def _save_unsaved(self):
+        """Write the envelopes a full disk kept in memory, once it can."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SAVE_RETRY_SECONDS)
+            for qid in list(self._unsaved):
+                if qid in self._busy or qid not in self._unsaved:
+                    continue
+                async with self._exclusive(qid):
+                    where, envelope = self._unsaved[qid]
+                    try:
+                        await loop.run_in_executor(None, self.spool.rewrite, envelope, where,
+                                                   "deferred")
+                    except NotInQueue:
+                        del self._unsaved[qid]   # deleted or held meanwhile: the file rules
+                        continue
+                    except OSError as error:
+                        if out_of_space(error):
+                            break  # the others would fail the same way
+                        continue
+                    del self._unsaved[qid]
+                    log.info("%s: queue file written (space available again)", qid)
 
     def _backoff(self, attempts: int, settings) -> float:
         low = settings["email.retry_minimum_seconds"]

@@ -13,6 +13,7 @@ bytes exactly as received.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import queue
@@ -33,6 +34,14 @@ class QueueError(Exception):
 
 class NotInQueue(QueueError):
     pass
+
+
+# The file system holding the queue is full (or the service user's quota is).
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def out_of_space(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in _NO_SPACE
 
 
 @dataclass
@@ -129,7 +138,7 @@ class Committer:
             for envelope, message, future, loop in batch:
                 try:
                     target = self.spool.path("incoming", envelope.id)
-                    os.rename(self.spool._write_tmp(envelope, message), target)
+                    self.spool._place(self.spool._write_tmp(envelope, message), target)
                     outcomes.append((future, loop, target))
                 except OSError as error:
                     outcomes.append((future, loop, error))
@@ -181,8 +190,17 @@ class Spool:
             raise NotInQueue(qid)
         return self.dir(state) / qid
 
+    def space(self) -> tuple[int, int]:
+        """Octets the service user may still fill on the queue's file
+        system, and the file system's size."""
+        stat = os.statvfs(self.root)
+        return stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
+
     # ---- writing ---------------------------------------------------------
     def _write_tmp(self, envelope: Envelope, message: bytes) -> Path:
+        """A partial file (the disk filled up, an I/O error) is removed at
+        once: it would hold space the queue needs, and its id in tmp/ would
+        refuse the next attempt to write the same message (O_EXCL)."""
         tmp = self.tmp / envelope.id
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
@@ -191,15 +209,25 @@ class Spool:
                 written = os.write(fd, view)
                 view = view[written:]
             os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+        os.close(fd)
         return tmp
+
+    def _place(self, tmp: Path, target: Path):
+        try:
+            os.rename(tmp, target)
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
 
     def write(self, envelope: Envelope, message: bytes, state: str = "incoming") -> Path:
         """Durably place a message file (blocking). New mail comes through
         firmware.mail.submit, which builds the envelope."""
         target = self.path(state, envelope.id)
-        os.rename(self._write_tmp(envelope, message), target)
+        self._place(self._write_tmp(envelope, message), target)
         fsync_dir(target.parent)
         return target
 
@@ -216,8 +244,7 @@ class Spool:
         worst both (recovery keeps the newer state)."""
         _, message = self.load(from_state, envelope.id)
         target = self.path(to_state, envelope.id)
-        tmp = self._write_tmp(envelope, message)
-        os.rename(tmp, target)
+        self._place(self._write_tmp(envelope, message), target)
         fsync_dir(target.parent)
         if from_state != to_state:
             os.unlink(self.path(from_state, envelope.id))
@@ -330,6 +357,14 @@ class Spool:
         """Take a message for delivery: move it to active and read it."""
         self.move_unsynced(qid, state, "active")
         return self.load("active", qid)
+
+
+def _unlink_quietly(path: Path):
+    # Called while another error is on its way up: that one is the answer.
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _parse(raw: bytes, qid: str, envelope_only: bool = False) -> tuple[Envelope, bytes]:

@@ -23,14 +23,16 @@ import time
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
 
 from firmware import __version__, accounts
+from firmware.login_limits import MAIL, Attempt, LoginLimiter, Outcome
+from firmware.login_limits import shared as shared_limiter
 from firmware.config import Store
 
-from . import aiosmtpd_speedups, resolver, scoring
+from . import addresses, aiosmtpd_speedups, resolver, scoring
 from .addresses import in_networks
 from .checks import message_size_limit
 from .headers import safe_text, summary
 from .policy import Context, Policy, Verdict
-from .queue import Spool
+from .queue import Spool, out_of_space
 from .submit import Submission, submit_async
 
 log = logging.getLogger("gatebox.smtpd")
@@ -61,17 +63,20 @@ def with_enhanced_code(reply: str) -> str:
 
 class DuplicateFilter:
     """Clients that time out after a minute resend a message the box already
-    took. Same client, same Message-ID and same content within the window:
-    answer 250 again but keep one copy."""
+    took. Same client, same envelope (sender and recipients), same Message-ID
+    and same content within the window: answer 250 again but keep one copy.
+    The envelope is part of the key because an MTA that splits a recipient
+    list sends the same message in several transactions, each one needed."""
 
     def __init__(self, window: float = DUPLICATE_WINDOW):
         self.window = window
         self._seen: collections.OrderedDict = collections.OrderedDict()
 
-    def key(self, client_ip: str, message_id: str, message: bytes):
+    def key(self, client_ip: str, sender: str, recipients, message_id: str, message: bytes):
         if not message_id:
             return None
-        return (client_ip, message_id, hashlib.sha256(message).digest())
+        return (client_ip, sender, tuple(sorted(recipients)), message_id,
+                hashlib.sha256(message).digest())
 
     def lookup(self, key, now: float):
         while self._seen:
@@ -91,8 +96,9 @@ class Gateway:
 
     def __init__(self, *, watcher, spool: Spool, policy: Policy, tls_context,
                  on_enqueued=lambda qid: None, hostname: str | None = None, stats=None,
-                 dns: resolver.Resolver | None = None):
+                 dns: resolver.Resolver | None = None, limiter: LoginLimiter | None = None):
         self.watcher = watcher
+        self.limiter = limiter or shared_limiter
         self.spool = spool
         self.policy = policy
         self.tls_context = tls_context
@@ -129,17 +135,20 @@ class Gateway:
         return await loop.create_server(self.protocol_factory(port_kind), host=host, port=port,
                                         reuse_address=True)
 
-    async def check_password(self, login: str, password: str) -> bool:
+    async def sign_in(self, client_ip: str, login: str, password: str) -> Attempt:
+        """One SMTP AUTH through the login limiter. scrypt and the limiter's
+        writes run off the event loop."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._check_password, login, password)
+        return await loop.run_in_executor(None, self._sign_in, client_ip, login, password)
 
-    def _check_password(self, login: str, password: str) -> bool:
+    def _sign_in(self, client_ip: str, login: str, password: str) -> Attempt:
         # Worker threads get their own database connection; the event loop's
         # connection is never used off its thread.
         store = getattr(self._auth_local, "store", None)
         if store is None:
             store = self._auth_local.store = Store(self.watcher.store.data_dir)
-        return accounts.authenticate(store, login, password)
+        return self.limiter.attempt(store, MAIL, client_ip, login,
+                                    lambda: accounts.authenticate_mail(store, login, password), "smtp")
 
 
 class _PendingCredentials:
@@ -273,6 +282,14 @@ class GateboxSMTP(SMTP):
         await method(arg)
 
     def _getaddr(self, arg):
+        path, rest = addresses.split_path(arg or "")
+        if not addresses.is_clean(path):
+            # aiosmtpd's parser drops comments and quotes ('<"a\rb"@x>' comes
+            # out as 'a\rb@x'), or gives up with a 553: hand the path on as
+            # sent, for sender_characters / recipient_characters to refuse.
+            # Its parameters are dropped: where such a path ends is a guess,
+            # and a guess wrong would answer a syntax error instead.
+            return addresses.unbracketed(path) + rest, ""
         # Nearly every address is a plain <local@domain>; the full RFC 5322
         # parser costs more than the rest of the command.
         match = _PLAIN_PATH.match(arg or "")
@@ -384,16 +401,33 @@ class GateboxSMTP(SMTP):
         if not isinstance(pending, _PendingCredentials):
             return pending
         login = pending.login.decode("utf-8", "replace")
-        ok = await self.gateway.check_password(login, pending.password.decode("utf-8", "replace"))
-        if ok:
+        ctx = self.context
+        attempt = await self.gateway.sign_in(ctx.client_ip, login,
+                                             pending.password.decode("utf-8", "replace"))
+        if attempt.outcome is Outcome.OK:
             self.context.auth_user = login.lower()
             self.context.add_auth_result("auth", "pass", smtp_auth=login.lower())
             log.info("%s: sasl_username=%s", _client(self.context), safe_text(login, 64))
             return AuthResult(success=True, auth_data=LoginPassword(pending.login, b""))
-        log.warning("%s: SASL authentication failed for %r", _client(self.context),
-                    safe_text(login, 64))
-        await asyncio.sleep(1.0)  # slow down guessing
-        return AuthResult(success=False, handled=False)
+        ctx.auth_failures += 1
+        lockout, now = attempt.lockout, self.gateway.limiter.clock()
+        message = None
+        if attempt.outcome is Outcome.LOCKED:
+            log.warning("%s: SASL authentication refused for %r: %s", _client(ctx),
+                        safe_text(login, 64), lockout.describe(now))
+            message = f"454 4.7.0 Temporary authentication failure: {lockout.describe(now)}"
+        else:
+            log.warning("%s: SASL authentication failed for %r", _client(ctx), safe_text(login, 64))
+            if lockout is not None:
+                log.warning("%s: lockout: %s", _client(ctx), lockout.describe(now))
+        # The session's own limit is a check of the command stage
+        # (auth_failure_limit): asked again now, so the failure that reaches
+        # it is answered 421 and the connection closed at once.
+        verdict = await self.gateway.handler.decide(self, "command", "AUTH")
+        if verdict is not None:
+            self.close_after_reply(verdict)
+            message = verdict.reply
+        return AuthResult(success=False, handled=False, message=message)
 
     async def auth_PLAIN(self, _, args):
         return await self._finish_auth(await super().auth_PLAIN(_, args))
@@ -471,6 +505,10 @@ class Handler:
         ctx.begin_transaction(server.gateway.settings)  # each transaction sees current settings
         ctx.sender = "" if address == "<>" else address  # aiosmtpd keeps the null sender's brackets
         ctx.declared_size = _declared_size(mail_options)
+        try:
+            ctx.queue_free, ctx.queue_capacity = server.gateway.spool.space()
+        except OSError:
+            ctx.queue_free = ctx.queue_capacity = None  # unknown: DATA's write still tells
         verdict = await self.decide(server, "mail", "MAIL")
         if verdict is not None:
             server.close_after_reply(verdict)
@@ -523,7 +561,8 @@ class Handler:
         now = time.time()
         duplicate_key = None
         if ctx.settings["email.check_duplicate_messages"]:
-            duplicate_key = self.gateway.duplicates.key(ctx.client_ip, info.message_id, message)
+            duplicate_key = self.gateway.duplicates.key(ctx.client_ip, envelope.mail_from or "",
+                                                        envelope.rcpt_tos, info.message_id, message)
             earlier = self.gateway.duplicates.lookup(duplicate_key, now) if duplicate_key else None
             if earlier:
                 log.info("%s: duplicate of %s from %s (client timeout resend); not queued again",
@@ -541,7 +580,10 @@ class Handler:
         try:
             qid = await submit_async(self.gateway.spool, submission, self.gateway.on_enqueued,
                                      ctx.settings)
-        except OSError:
+        except OSError as error:
+            if out_of_space(error):
+                # Never 250 for what is not on disk; the client keeps the message.
+                return "452 4.3.1 Insufficient system storage"
             return "451 4.3.0 Error: queue file write error, try again later"
         if duplicate_key:
             self.gateway.duplicates.remember(duplicate_key, qid, now)
@@ -556,7 +598,10 @@ def _received_header(server, ctx, qid, recipients, now) -> bytes:
     if ctx.auth_user:
         protocol += "A"
     helo = re.sub(r"[^\x21-\x7e]", "?", ctx.helo or "unknown")[:255]
-    for_clause = f"\r\n\tfor <{recipients[0]}>" if len(recipients) == 1 else ""
+    # The recipient passed recipient_characters; the test stays so that no
+    # path around the chain can put a line break into the trace field.
+    single = recipients[0] if len(recipients) == 1 else ""
+    for_clause = f"\r\n\tfor <{single}>" if single and addresses.is_clean(single) else ""
     return (f"Received: from {helo} (unknown [{ctx.client_ip}])\r\n"
             f"\tby {server.hostname} (gatebox) with {protocol} id {qid}{for_clause};\r\n"
             f"\t{email.utils.formatdate(now, localtime=True)}\r\n").encode("utf-8", "replace")

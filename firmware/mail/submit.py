@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .headers import summary, unfolded_headers
+from .addresses import is_clean
+from .headers import safe_text, summary, unfolded_headers
 from .queue import Envelope, Recipient, Spool, new_queue_id
 
 # Mail that arrived from elsewhere is queued as it came; what the box writes
@@ -55,6 +56,13 @@ class Submission:
             raise ValueError(f"unknown mail origin {self.origin!r}; one of {', '.join(ORIGINS)}")
         if not self.recipients:
             raise ValueError("a submission needs at least one recipient")
+        # Envelope addresses go into the log, trace fields, DSNs and the
+        # outbound MAIL/RCPT commands: one with a line break or a control
+        # character is refused here, whoever produced it.
+        for address in [self.sender, *self.recipients]:
+            if not is_clean(address):
+                raise ValueError(f"envelope address {safe_text(address, 100)!r} holds characters "
+                                 "not allowed in an address")
 
 
 def submit(spool: Spool, submission: Submission, announce: Callable[[str], None], settings) -> str:

@@ -8,7 +8,7 @@ import datetime
 from dataclasses import dataclass
 
 from firmware.licensing import NOT_INSTALLED, expiry
-from firmware.licensing.activation import granted
+from firmware.licensing.activation import granted, license_day
 
 from .registry import Registry, registry
 
@@ -34,6 +34,7 @@ def softpak_status(store, now=None, softpaks: Registry | None = None) -> list[So
     softpaks = softpaks or registry()
     manifests = softpaks.manifests
     grants = granted(store, now)
+    now = license_day(store, now).day  # a clock set back extends nothing
     loadable = softpaks.loadable(
         {s for s, end in grants.items() if expiry.state(end, now) in expiry.RUNNING_STATES})
     rows = []

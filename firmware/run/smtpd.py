@@ -36,18 +36,30 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     tls.ensure_certificate(data_dir, watcher.current["system.hostname"])
     qmgr = QmgrChild(data_dir)
     await qmgr.start()
-    stats = MailStats(store)
-    gateway = Gateway(watcher=watcher, spool=spool, policy=extensions.policy(store),
-                      tls_context=tls.server_context(data_dir), on_enqueued=qmgr.notify,
-                      stats=stats)
-    watcher.on_change(lambda _settings: setattr(gateway, "policy", extensions.policy(store)))
-    softpak_services = SoftPakServices(store, {"bind": bind, "data_dir": data_dir,
-                                               **(service_options or {})})
-    await softpak_services.reconcile()
-    watcher.on_change(lambda _settings: softpak_services.reconcile_soon())
-    servers = [await gateway.serve(bind, smtp_port, "smtp")]
-    if submission_port:
-        servers.append(await gateway.serve(bind, submission_port, "submission"))
+    # A start that fails half-way (a port taken, a SoftPak's service) leaves
+    # nothing running behind it: `gatebox run` tries again later.
+    softpak_services, servers = None, []
+    try:
+        stats = MailStats(store)
+        gateway = Gateway(watcher=watcher, spool=spool, policy=extensions.policy(store),
+                          tls_context=tls.server_context(data_dir), on_enqueued=qmgr.notify,
+                          stats=stats)
+        watcher.on_change(lambda _settings: setattr(gateway, "policy", extensions.policy(store)))
+        softpak_services = SoftPakServices(store, {"bind": bind, "data_dir": data_dir,
+                                                   **(service_options or {})})
+        await softpak_services.reconcile()
+        watcher.on_change(lambda _settings: softpak_services.reconcile_soon())
+        servers.append(await gateway.serve(bind, smtp_port, "smtp"))
+        if submission_port:
+            servers.append(await gateway.serve(bind, submission_port, "submission"))
+    except BaseException:
+        for server in servers:
+            server.close()
+        if softpak_services is not None:
+            await softpak_services.stop_all()
+        await qmgr.stop()
+        store.close()
+        raise
     ports = [s.sockets[0].getsockname()[1] for s in servers]
     log.info("gatebox listening on %s: smtp %s%s", bind, ports[0],
              f", submission {ports[1]}" if len(ports) > 1 else "")

@@ -21,16 +21,13 @@ from .process import die_with_parent
 DATA_ENV = "GATEBOX_DATA"
 DEV_HTTP_ENV = "GATEBOX_DEV_HTTP"
 WSGI_APP = "webui.wsgi:app"
+FALLBACK_HOSTNAME = "gatebox"
 
 log = logging.getLogger("gatebox")
 
 
 def start(data_dir: Path, bind: str, port: int, dev_http: bool) -> subprocess.Popen:
-    store = Store(data_dir)
-    try:
-        cert, key = tls.ensure_certificate(data_dir, store.get("system.hostname"))
-    finally:
-        store.close()
+    cert, key = tls.ensure_certificate(data_dir, _hostname(data_dir))
     host = f"[{bind}]" if ":" in bind else bind
     command = [sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "1",
                "--threads", "8", "--graceful-timeout", "5", "--access-logfile", "-",
@@ -46,6 +43,21 @@ def start(data_dir: Path, bind: str, port: int, dev_http: bool) -> subprocess.Po
     # If gatebox itself is killed outright, the kernel stops the web admin too
     # instead of leaving it serving a box that is down.
     return subprocess.Popen(command, env=env, preexec_fn=die_with_parent)
+
+
+def _hostname(data_dir: Path) -> str:
+    """The name for a new certificate. The web admin starts even when the
+    settings cannot be read: it is where the administrator sees that."""
+    try:
+        store = Store(data_dir)
+    except Exception as error:  # noqa: BLE001
+        log.warning("web admin: settings unreadable (%s); certificate named %s", error,
+                    FALLBACK_HOSTNAME)
+        return FALLBACK_HOSTNAME
+    try:
+        return store.get("system.hostname")
+    finally:
+        store.close()
 
 
 def _gunicorn_has_control_socket() -> bool:

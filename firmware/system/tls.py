@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
+import logging
 import ssl
 from pathlib import Path
 
@@ -14,6 +14,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from . import durable
+
+log = logging.getLogger("gatebox")
+
 
 def paths(data_dir) -> tuple[Path, Path]:
     base = Path(data_dir) / "tls"
@@ -21,10 +25,16 @@ def paths(data_dir) -> tuple[Path, Path]:
 
 
 def ensure_certificate(data_dir, hostname: str) -> tuple[Path, Path]:
+    """The certificate and key, made again when either is missing, empty,
+    unreadable or not a pair (a power cut in the middle of the first boot
+    used to leave them so, and nothing could start)."""
     cert_path, key_path = paths(data_dir)
-    if cert_path.exists() and key_path.exists():
+    problem = pair_problem(cert_path, key_path)
+    if problem is None:
         return cert_path, key_path
-    cert_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if problem != "missing":
+        log.warning("TLS certificate %s: %s; making a new self-signed one", cert_path, problem)
+    durable.make_directories(cert_path.parent, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -39,13 +49,33 @@ def ensure_certificate(data_dir, hostname: str) -> tuple[Path, Path]:
                 x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    # Key first: a cut between the two leaves a certificate that does not
+    # match, which the next start notices and repairs.
+    durable.write_atomically(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()), 0o600)
+    durable.write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return cert_path, key_path
+
+
+def pair_problem(cert_path: Path, key_path: Path) -> str | None:
+    """What is wrong with the stored certificate and key, or None."""
+    if not cert_path.exists() and not key_path.exists():
+        return "missing"
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (OSError, ValueError) as error:
+        return f"certificate unreadable ({error.__class__.__name__}: {error})"
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as error:
+        return f"key unreadable ({error.__class__.__name__}: {error})"
+    if cert.public_key().public_bytes(serialization.Encoding.DER,
+                                      serialization.PublicFormat.SubjectPublicKeyInfo) != \
+            key.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo):
+        return "the key does not belong to the certificate"
+    return None
 
 
 def server_context(data_dir) -> ssl.SSLContext:

@@ -4,7 +4,7 @@ license lapse or a settings change takes effect at the next login."""
 
 from __future__ import annotations
 
-from firmware import accounts
+from firmware import accounts, login_limits
 from firmware.mail.addresses import in_networks
 
 from . import directory, groups
@@ -36,8 +36,21 @@ def refusal(store, client_ip: str, settings, licensed: bool) -> str | None:
     return None
 
 
-def password_ok(store, name: str, password: str) -> bool:
-    return accounts.authenticate(store, name, password)
+def sign_in(store, client_ip: str, name: str, password: str, service: str,
+            limiter: login_limits.LoginLimiter = login_limits.shared) -> login_limits.Attempt:
+    """The password, through the login limiter SMTP AUTH shares: a locked
+    client or account is refused before its password is looked at.
+    Administrators are not mail accounts and fail like unknown names."""
+    return limiter.attempt(store, login_limits.MAIL, client_ip, name,
+                           lambda: accounts.authenticate_mail(store, name, password), service)
+
+
+def locked(attempt: login_limits.Attempt) -> bool:
+    return attempt.outcome is login_limits.Outcome.LOCKED
+
+
+def signed_in(attempt: login_limits.Attempt) -> bool:
+    return attempt.outcome is login_limits.Outcome.OK
 
 
 def account_refusal(store, name: str) -> str | None:

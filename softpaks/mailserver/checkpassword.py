@@ -6,10 +6,11 @@ second copy of any password exists, and answers with the user's Maildir.
     python -m softpaks.mailserver.checkpassword DATA_DIR REPLY_PROGRAM...
 
 Reads "name\\0password\\0..." from fd 3. Exit 1: wrong name or password;
-111: temporary failure. A refusal that is not about the password (license
-lapsed, off-site client, no Email permission) is answered as Dovecot's
-`nologin` with a `reason`, so the client sees why instead of
-"authentication failed"."""
+111: temporary failure, also the answer to a client or account the login
+limiter has locked out (firmware/login_limits.py), whatever the password.
+A refusal that is not about the password (license lapsed, off-site client,
+no Email permission) is answered as Dovecot's `nologin` with a `reason`, so
+the client sees why instead of "authentication failed"."""
 
 from __future__ import annotations
 
@@ -51,10 +52,16 @@ def main(argv: list[str]) -> int:
     name = access.login_name(user, settings)
     if name is None:
         return AUTH_FAILED
-    refused = access.refusal(store, os.environ.get("TCPREMOTEIP", ""), settings,
-                             is_licensed(store))
+    client_ip = os.environ.get("TCPREMOTEIP", "")
+    refused = access.refusal(store, client_ip, settings, is_licensed(store))
     if refused is None:
-        if not access.password_ok(store, name, password):
+        attempt = access.sign_in(store, client_ip, name, password, os.environ.get("SERVICE", "imap"))
+        if access.locked(attempt):
+            # Temporary: the client may try again once the lockout ends,
+            # and it is told nothing about the password.
+            print(f"checkpassword: {attempt.lockout.describe()}", file=sys.stderr)
+            return TEMPORARY_FAILURE
+        if not access.signed_in(attempt):
             return AUTH_FAILED
         refused = access.account_refusal(store, name)
     if refused is not None:

@@ -19,7 +19,7 @@ ADMIN_PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="session", autouse=True)
 def browser_tools():
-    require("chromium", "smtp-sink")
+    require("chromium", "playwright driver", "smtp-sink")
 
 
 @pytest.fixture(scope="package")

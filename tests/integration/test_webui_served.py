@@ -88,7 +88,7 @@ def test_dev_http_serves_plain_http_without_secure_cookie(tmp_path, box_serial):
         def answered():
             try:
                 return requests.get(f"http://127.0.0.1:{port}/setup", timeout=2)
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or a busy machine
                 return None
         response = wait_until(answered, timeout=30, what="the web admin over HTTP")
         assert response.status_code == 200 and "First-time setup" in response.text
@@ -119,3 +119,87 @@ def test_online_activation_code_through_the_page(web_box, service, gatebox_vendo
                             data={"csrf_token": token, "code": "ZZZZ-ZZZZ-ZZZZ-ZZZZ"},
                             headers={"Referer": web_box.web_url + "/system/licenses"})
     assert "License not activated" in response.text and "unknown activation code" in response.text
+
+
+def _csrf(session, url: str) -> str:
+    page = session.get(url)
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+
+
+def _with_cookie(box, cookie: str) -> requests.Session:
+    """Another browser, holding a copy of a session cookie."""
+    thief = requests.Session()
+    thief.verify = False
+    thief.trust_env = False
+    thief.cookies.set("__Host-gatebox", cookie)
+    return thief
+
+
+def _dashboard(session, box) -> bool:
+    response = session.get(box.web_url + "/", allow_redirects=False)
+    return response.status_code == 200 and "Dashboard" in response.text
+
+
+def test_a_cookie_copied_before_sign_out_is_refused_over_https(web_box):
+    web_box.start()
+    session = _signed_in_session(web_box)
+    copied = session.cookies.get("__Host-gatebox")
+    assert _dashboard(_with_cookie(web_box, copied), web_box)  # the copy works until sign-out
+    token = _csrf(session, web_box.web_url + "/system/administrators")
+    signed_out = session.post(web_box.web_url + "/logout", data={"csrf_token": token},
+                              headers={"Referer": web_box.web_url + "/"}, allow_redirects=False)
+    assert signed_out.status_code == 302
+    refused = _with_cookie(web_box, copied).get(web_box.web_url + "/system/audit",
+                                                allow_redirects=False)
+    assert refused.status_code == 302 and "/login" in refused.headers["Location"]
+    assert not _dashboard(_with_cookie(web_box, copied), web_box)
+
+
+def test_a_password_change_on_the_console_ends_sessions_over_https(web_box):
+    web_box.start()
+    session = _signed_in_session(web_box)
+    copied = session.cookies.get("__Host-gatebox")
+    web_box.cli("user", "passwd", "admin", "--password", "changed on the console")
+    assert not _dashboard(_with_cookie(web_box, copied), web_box)
+    assert not _dashboard(session, web_box)
+
+
+def test_allow_administration_from_is_enforced_over_https(web_box):
+    web_box.start()
+    session = _signed_in_session(web_box)
+    web_box.cli("config", "set", "system.admin_allow_from", "192.0.2.0/24")
+    for path in ("/", "/login", "/setup"):
+        response = session.get(web_box.web_url + path, allow_redirects=False)
+        assert response.status_code == 403, path
+        assert "Allow Administration From" in response.text
+    web_box.cli("config", "set", "system.admin_allow_from", "trusted")
+    assert _dashboard(session, web_box)
+
+
+def test_first_boot_setup_needs_the_code_gatebox_setup_code_prints(tmp_path, box_serial, vendor):
+    box = Box(tmp_path / "box", web=True)
+    try:
+        first = box.cli("setup-code").stdout
+        code = re.search(r"gatebox setup code: (\S+)", box.cli("setup-code").stdout).group(1)
+        box.start()
+        session = requests.Session()
+        session.verify = False
+        session.trust_env = False
+        url = box.web_url + "/setup"
+
+        def finish(setup_code: str):
+            return session.post(url, allow_redirects=False, headers={"Referer": url},
+                                data={"csrf_token": _csrf(session, url), "setup_code": setup_code,
+                                      "password": PASSWORD, "confirm": PASSWORD,
+                                      "email__domain": "office.example"})
+
+        assert finish(first.split(": ")[-1].strip()).status_code == 400  # replaced by the second
+        assert finish("").status_code == 400
+        assert "admin" not in box.cli("user", "list").stdout
+        assert finish(code).status_code == 302
+        assert _dashboard(session, box)
+        again = box.cli("setup-code", check=False)
+        assert again.returncode == 1 and "an administrator exists" in again.stderr
+        assert box.cli("setup-code", "--if-needed").stdout == ""
+    finally:
+        box.stop()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,8 +84,9 @@ class Box:
         conf = (OVERLAY / "etc/rauc/system.conf").read_text()
         conf = (conf.replace("compatible=gatebox-x86_64", f"compatible={compatible}")
                 .replace("/etc/rauc/keyring.pem", str(keyring))
-                .replace("/data/rauc", str(self.data / "rauc"))
+                .replace("/data/root/rauc", str(self.data / "root" / "rauc"))
                 .replace("/usr/lib/gatebox/rauc-bootloader", str(BOOTLOADER))
+                .replace("/usr/lib/gatebox/rauc-pre-install", str(self._pre_install_handler()))
                 .replace("/dev/disk/by-partuuid/6a7eb0c5-02", str(self.slot_a))
                 .replace("/dev/disk/by-partuuid/6a7eb0c5-03", str(self.slot_b)))
         self.system_conf = directory / "system.conf"
@@ -94,6 +96,15 @@ class Box:
         self.grubenv = write_grubenv(directory / "grubenv")
         self.version_file = directory / "version"
         self.version_file.write_text(RUNNING_VERSION + "\n")
+
+    def _pre_install_handler(self) -> Path:
+        """The box's handler runs the guard in the image's venv; here, in this one."""
+        handler = self.dir / "rauc-pre-install"
+        handler.write_text(f"#!/bin/sh\nexport GATEBOX_VERSION_FILE={self.dir / 'version'} "
+                           f"GATEBOX_ROOT_DIR={self.data / 'root'}\n"
+                           f"exec {sys.executable} -m firmware.system.update.downgrade_guard\n")
+        handler.chmod(0o755)
+        return handler
 
     def runtime(self, **overrides):
         from firmware.system.update import Runtime

@@ -20,7 +20,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 def driver():
     """Playwright for a test package. Package scope, because Playwright's event
     loop must be gone before other test packages run asyncio code of their own."""
-    require("chromium")
+    require("chromium", "playwright driver")
     with sync_playwright() as running:
         yield running
 

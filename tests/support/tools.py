@@ -10,6 +10,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 
 import pytest
@@ -51,7 +52,14 @@ TOOLS = {tool.what: tool for tool in [
     Tool("dovecot imap", "dovecot-imapd", "/usr/lib/dovecot/imap"),
     Tool("dovecot pop3", "dovecot-pop3d", "/usr/lib/dovecot/pop3"),
     Tool("chromium", "chromium", "/usr/bin/chromium"),
+    # Playwright's bundled node needs libatomic.so.1, which only a compiler
+    # toolchain happens to bring along.
+    Tool("playwright driver", "libatomic1", probe=(
+        sys.executable, "-c",
+        "import subprocess; from playwright._impl._driver import compute_driver_executable as d; "
+        "subprocess.run([d()[0], '--version'], check=True, capture_output=True)")),
     Tool("openssl", "openssl", "openssl"),
+    Tool("sqlite3", "sqlite3", "sqlite3"),
     Tool("rauc", "rauc", "rauc"),
     Tool("dbus-daemon", "dbus-daemon", "dbus-daemon"),
     Tool("mksquashfs", "squashfs-tools", "mksquashfs"),

@@ -4,6 +4,7 @@ outside through its forwarded loopback ports (qemu/boot.py)."""
 from __future__ import annotations
 
 import imaplib
+import re
 import shutil
 import smtplib
 import socket
@@ -85,6 +86,25 @@ def send(box, subject: str, recipient: str):
 
 def console_text(box) -> str:
     return box.console().decode(errors="replace")
+
+
+def setup_code(box) -> str:
+    """The one-time setup code the box printed on its serial console at its
+    latest boot (the gatebox-setup-code unit), as an office reads it off."""
+    codes = re.findall(r"gatebox setup code: ([0-9A-Z-]+)", console_text(box))
+    assert codes, "no setup code on the serial console: " + console_text(box)[-3000:]
+    return codes[-1]
+
+
+def finish_first_boot_setup(page, box, admin_url: str):
+    """First-time setup through the page: the console's code and the password."""
+    page.goto(admin_url + "/")
+    expect(page.locator("h1")).to_have_text("First-time setup")
+    page.fill("#setup_code", setup_code(box))
+    page.fill("#password", ADMIN_PASSWORD)
+    page.fill("#confirm", ADMIN_PASSWORD)
+    page.click("button[name=finish]")
+    expect(page.locator("h1")).to_have_text("Dashboard")
 
 
 def sign_in(page, admin_url: str):

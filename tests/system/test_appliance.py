@@ -21,7 +21,7 @@ from playwright.sync_api import expect
 from tests.support.net import wait_for_banner, wait_until
 
 from .conftest import (ADMIN_PASSWORD, HOST_FROM_GUEST, Sink, console_text, expect_licensed,
-                       imap_messages, issue_license, send, sign_in, smtp_banner)
+                       imap_messages, issue_license, send, setup_code, sign_in, smtp_banner)
 
 # Software emulation (no KVM) boots in about two minutes; give it room.
 pytestmark = pytest.mark.timeout(1200)
@@ -111,6 +111,7 @@ def test_first_boot_setup_over_https(box, admin_url, page, shot):
     serial = page.locator("#serial").inner_text().strip()
     assert serial and "unknown" not in serial.lower()
     shot(page, "setup")
+    page.fill("#setup_code", setup_code(box))
     page.fill("#password", ADMIN_PASSWORD)
     page.fill("#confirm", ADMIN_PASSWORD)
     expect(page.locator("#email__domain")).to_have_value("example.com")  # from the seed

@@ -19,8 +19,8 @@ from playwright.sync_api import expect
 from tests.support.net import wait_until
 from tests.support.tools import require
 
-from .conftest import (ADMIN_PASSWORD, HOST_FROM_GUEST, TOP, console_text, expect_licensed,
-                       issue_license, send, sign_in)
+from .conftest import (HOST_FROM_GUEST, TOP, console_text, expect_licensed,
+                       finish_first_boot_setup, issue_license, send, sign_in)
 
 pytestmark = pytest.mark.timeout(1800)
 
@@ -126,11 +126,7 @@ def reboot_through_the_ui(page, admin_url: str):
 
 
 def test_setup_and_a_license_from_a_usb_stick(box, admin_url, page, tmp_path, shot):
-    page.goto(admin_url + "/")
-    page.fill("#password", ADMIN_PASSWORD)
-    page.fill("#confirm", ADMIN_PASSWORD)
-    page.click("button[name=finish]")
-    expect(page.locator("h1")).to_have_text("Dashboard")
+    finish_first_boot_setup(page, box, admin_url)
 
     page.goto(admin_url + "/system/licenses")
     serial = page.locator("#serial").inner_text().strip()

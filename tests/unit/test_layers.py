@@ -25,6 +25,7 @@ LAYERS = {
     "firmware.plugins": 3,
     "firmware.config": 4,
     "firmware.accounts": 5,
+    "firmware.login_limits": 5,
     "firmware.mail": 5,
     "firmware.system": 5,
     "firmware.run": 6,

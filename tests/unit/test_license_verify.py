@@ -80,7 +80,9 @@ def test_expired(vendor, store):
 
 
 def test_key_in_its_grace_period_is_still_accepted(vendor, store):
-    text = vendor.issue(mailserver=(TODAY - datetime.timedelta(days=3)).isoformat())
+    # Issued before TODAY: an issue date is a day the box knows has come.
+    text = vendor.issue(mailserver=(TODAY - datetime.timedelta(days=3)).isoformat(),
+                        issued=TODAY - datetime.timedelta(days=365))
     assert activate(store, text, now=TODAY).new
     assert active_softpaks(store, now=TODAY) == {"mailserver"}
 

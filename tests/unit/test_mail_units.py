@@ -112,12 +112,16 @@ def test_enhanced_codes_are_added_where_missing():
 
 def test_duplicate_filter_window():
     dups = DuplicateFilter(window=60)
-    key = dups.key("10.0.0.5", "<a@b>", b"body")
-    assert dups.key("10.0.0.5", "", b"body") is None
+    key = dups.key("10.0.0.5", "s@x", ["b@y", "a@y"], "<a@b>", b"body")
+    assert dups.key("10.0.0.5", "s@x", ["a@y"], "", b"body") is None
     assert dups.lookup(key, 0) is None
     dups.remember(key, "QID1", 0)
     assert dups.lookup(key, 30) == "QID1"
-    assert dups.lookup(dups.key("10.0.0.6", "<a@b>", b"body"), 30) is None
+    # The recipients' order does not matter; who they are does.
+    assert dups.lookup(dups.key("10.0.0.5", "s@x", ["a@y", "b@y"], "<a@b>", b"body"), 30) == "QID1"
+    assert dups.lookup(dups.key("10.0.0.5", "s@x", ["c@y"], "<a@b>", b"body"), 30) is None
+    assert dups.lookup(dups.key("10.0.0.5", "t@x", ["a@y", "b@y"], "<a@b>", b"body"), 30) is None
+    assert dups.lookup(dups.key("10.0.0.6", "s@x", ["a@y", "b@y"], "<a@b>", b"body"), 30) is None
     assert dups.lookup(key, 100) is None
 
 

@@ -282,8 +282,10 @@ REFUSALS = [
     ("helo_impersonation", helo_impersonation, 550, "EHLO"),
     ("declared_size", in_transaction("MAIL FROM:<a@example.com> SIZE=999999999999"), 552, "MAIL"),
     ("submission_requires_auth", None, 530, "MAIL"),   # filled in below: needs the port
+    ("sender_characters", in_transaction("MAIL FROM:<a\x00b@example.com>"), 501, "MAIL"),
     ("sender_syntax", in_transaction("MAIL FROM:<no-domain>"), 553, "MAIL"),
     ("max_recipients", max_recipients, 452, "RCPT"),
+    ("recipient_characters", in_transaction('RCPT TO:<"a\x01b"@example.com>'), 501, "RCPT"),
     ("recipient_routing", in_transaction("RCPT TO:<x%far.test@example.com>", source=UNTRUSTED),
      550, "RCPT"),
     ("relay_access", in_transaction("RCPT TO:<x@far.test>", source=UNTRUSTED), 554, "RCPT"),

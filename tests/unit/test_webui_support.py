@@ -7,6 +7,7 @@ import re
 
 from firmware import accounts
 from firmware.config import Store
+from firmware.system import setup_code
 
 PASSWORD = "unit test password"
 
@@ -18,6 +19,15 @@ def make_app(data_dir, admin: bool = True, **options):
         accounts.add_user(store, "admin", PASSWORD, admin=True)
     store.close()
     return create_app(data_dir, secure_cookies=False, **options)
+
+
+def issue_setup_code(data_dir) -> str:
+    """The one-time code first-boot setup asks for, as `gatebox setup-code` makes it."""
+    store = Store(data_dir)
+    try:
+        return setup_code.issue(store)
+    finally:
+        store.close()
 
 
 def csrf_token(client, path: str) -> str:

@@ -12,6 +12,7 @@ from wtforms import BooleanField
 from firmware.mail.queue import NotInQueue
 
 from .. import context
+from ..safe_redirect import local_or
 from .blueprint import blueprint
 
 PAGE_SIZE = 50
@@ -59,8 +60,7 @@ def queue():
 def queue_action():
     form = QueueForm()
     form.validate_on_submit()
-    back = request.form.get("back", "")
-    back = back if back.startswith("/") and not back.startswith("//") else url_for(".queue")
+    back = local_or(request.form.get("back"), url_for(".queue"))
     operation = request.form.get("operation")
     qids = request.form.getlist("qid")
     if operation == "purge":

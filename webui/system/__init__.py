@@ -61,6 +61,7 @@ def administrators():
     admins = [u for u in accounts.list_users(context.store()) if u["is_admin"]]
     return render_template("accounts.html", accounts=admins, add=add,
                            action=accounts_forms.AccountActionForm(), admins_only=True,
+                           locked=accounts_forms.locked_accounts(),
                            this_page=".administrators"), 400 if request.method == "POST" else 200
 
 

@@ -3,7 +3,7 @@ brings the rest of the menu itself, Groups included (softpaks/mailserver/web).""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from firmware import accounts
 
@@ -19,6 +19,7 @@ def users():
         return redirect(url_for(".users"))
     return render_template("accounts.html", accounts=accounts.list_users(context.store()), add=add,
                            action=accounts_forms.AccountActionForm(), admins_only=False,
+                           locked=accounts_forms.locked_accounts(),
                            this_page=".users"), 400 if request.method == "POST" else 200
 
 
@@ -35,3 +36,17 @@ def user_delete():
     return redirect(request.form.get("back") == "admins" and url_for("system.administrators")
                     or url_for(".users"))
 
+
+@blueprint.route("/users/unlock", methods=["POST"])
+def user_unlock():
+    """Lift the lockout the login limiter put on an account (System >
+    Audit Log says when and why)."""
+    form = accounts_forms.AccountActionForm()
+    if form.validate_on_submit():
+        name = form.name.data
+        if accounts_forms.unlock_account(name):
+            flash(f"Unlocked {name}.", "ok")
+        else:
+            flash(f"{name} was not locked.", "warning")
+    return redirect(request.form.get("back") == "admins" and url_for("system.administrators")
+                    or url_for(".users"))

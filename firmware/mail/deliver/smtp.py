@@ -15,7 +15,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..addresses import in_networks
+from ..addresses import in_networks, is_clean
+from ..headers import safe_text
 from ..mx import LookupFailed, mail_hosts
 from ..route import Destination
 
@@ -38,7 +39,8 @@ class Result:
 def _classify(code: int, text, relay: str) -> Result:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    detail = f"{code} {text}".replace("\n", " ")
+    # A remote reply goes into the log and DSN headers: printable text only.
+    detail = safe_text(f"{code} {text}", 900)
     if 200 <= code < 300:
         return Result("sent", detail, relay)
     return Result("perm" if 500 <= code < 600 else "temp", detail, relay)
@@ -78,6 +80,14 @@ class SmtpDelivery:
 
     def deliver(self, destination: Destination, sender: str, recipients: list[str],
                 message: bytes, settings, body_8bit: bool = False) -> dict[str, Result]:
+        refused = _unsendable(sender, recipients)
+        recipients = [r for r in recipients if r not in refused]
+        if not recipients:
+            return refused
+        return {**refused, **self._deliver(destination, sender, recipients, message, settings,
+                                           body_8bit)}
+
+    def _deliver(self, destination, sender, recipients, message, settings, body_8bit):
         try:
             targets = self._targets(destination, settings)
         except LookupFailed as error:
@@ -227,14 +237,17 @@ class SmtpDelivery:
             options.append(f"SIZE={len(message)}")
         if body_8bit and smtp.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
-        code, reply = smtp.mail(sender, options)
+        # The paths go out as they were accepted: smtplib's mail() and rcpt()
+        # re-parse an address as a header ("a,b@c" or one with a comment
+        # comes out as another address).
+        code, reply = smtp.docmd("MAIL", f"FROM:<{sender}>" + "".join(f" {o}" for o in options))
         if code != 250:
             smtp.rset()
             result = _classify(code, reply, relay)
             return {r: result for r in recipients}
         results, accepted = {}, []
         for recipient in recipients:
-            code, reply = smtp.rcpt(recipient)
+            code, reply = smtp.docmd("RCPT", f"TO:<{recipient}>")
             if code in (250, 251):
                 accepted.append(recipient)
             else:
@@ -256,3 +269,16 @@ class SmtpDelivery:
         for recipient in accepted:
             results[recipient] = final
         return results
+
+
+def _unsendable(sender: str, recipients: list[str]) -> dict[str, Result]:
+    """Recipients that must not be put into an SMTP command, with why. The
+    queue takes no such address (submit refuses it); this holds for any
+    file that reached the queue another way."""
+    if not is_clean(sender):
+        reason = Result("perm", "the envelope sender holds characters not allowed in an "
+                                f"address (5.1.7): <{safe_text(sender, 100)}>; not sent")
+        return {r: reason for r in recipients}
+    return {r: Result("perm", "the recipient holds characters not allowed in an address "
+                              f"(5.1.3): <{safe_text(r, 100)}>; not sent")
+            for r in recipients if not is_clean(r)}

@@ -54,6 +54,9 @@ def _run_rauc_install(runtime, path, info, target, on_progress) -> str | None:
         lines.append(line.strip())
         if line.startswith("LastError:"):
             last_error = line.split(":", 1)[1].strip()
+            if "Pre-install handler" in last_error:
+                last_error = ("the update engine refused the bundle: it is older than the "
+                              "running firmware")
         step = progress.parse_line(line)
         if step:
             progress.report(runtime, "installing", step[0], step[1], version=info.version,

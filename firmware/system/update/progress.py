@@ -7,7 +7,8 @@ import json
 import re
 import time
 
-from .files import write_json_atomically
+from firmware.system.durable import make_directories, write_json_atomically
+
 from .runtime import Runtime
 
 # `rauc install` prints lines like " 40% Checking bundle done."
@@ -20,6 +21,7 @@ def parse_line(line: str) -> tuple[int, str] | None:
 
 
 def report(runtime: Runtime, state: str, percent: int, message: str, **extra) -> None:
+    make_directories(runtime.progress_file.parent)
     write_json_atomically(runtime.progress_file, {"state": state, "percent": percent,
                                                   "message": message, "time": time.time(), **extra})
 

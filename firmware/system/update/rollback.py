@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import time
 
+from firmware.system import durable
+
 from . import errors
 from .runtime import Runtime
 from .status import status
@@ -38,5 +40,5 @@ def rollback(runtime: Runtime) -> str:
 def request_reboot(runtime: Runtime) -> None:
     """The web UI's user cannot reboot the box; a root path unit
     (gatebox-reboot.path) reboots when this file appears."""
-    runtime.requests_dir.mkdir(parents=True, exist_ok=True)
-    (runtime.requests_dir / REBOOT_REQUEST).write_text(f"{time.time()}\n")
+    durable.make_directories(runtime.requests_dir)
+    durable.write_atomically(runtime.requests_dir / REBOOT_REQUEST, f"{time.time()}\n")

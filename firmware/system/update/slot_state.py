@@ -10,7 +10,8 @@ import json
 import re
 import subprocess
 
-from .files import write_json_atomically
+from firmware.system.durable import make_directories, write_json_atomically
+
 from .runtime import Runtime
 from .versions import running_version
 
@@ -116,4 +117,5 @@ def recorded_versions(runtime: Runtime) -> dict[str, str]:
 def record_version(runtime: Runtime, bootname: str, version: str) -> None:
     versions = recorded_versions(runtime)
     versions[bootname] = version
+    make_directories(runtime.slot_versions_file.parent)
     write_json_atomically(runtime.slot_versions_file, versions)

@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from firmware.system.update.files import write_json_atomically
+from firmware.system import durable
 
 LICENSE_PATTERNS = ("*.lic", "*.key", "gatebox-license*.txt")
 BUNDLE_PATTERN = "*.raucb"
@@ -85,8 +85,14 @@ def read_license_text(offer: Offer) -> str:
 
 
 # ---- the offers file: written by the root watcher, read by the web UI --------
+# In root's own directory inside /data: the service user owns /data and could
+# otherwise plant a symlink where root writes.
+def root_dir(data: Path) -> Path:
+    return Path(data) / "root"
+
+
 def offers_file(data: Path) -> Path:
-    return Path(data) / "usb" / "offers.json"
+    return root_dir(data) / "usb-offers.json"
 
 
 def load(data: Path) -> dict[str, list[Offer]]:
@@ -118,7 +124,7 @@ def drop(data: Path, device: str | None = None) -> None:
 
 
 def _save(data: Path, current: dict[str, list[Offer]]) -> None:
-    offers_file(data).parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(offers_file(data).parent, 0o755)
-    write_json_atomically(offers_file(data), {
-        device: [dataclasses.asdict(offer) for offer in offers] for device, offers in current.items()})
+    durable.root_directory(root_dir(data))
+    durable.write_json_atomically(offers_file(data), {
+        device: [dataclasses.asdict(offer) for offer in offers] for device, offers in current.items()},
+        trusted_owner=os.geteuid())

@@ -7,6 +7,8 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
+from webui.safe_redirect import local_or
+
 from .. import directory, maildir
 from .blueprint import blueprint
 from .common import actor, render, store, users
@@ -52,8 +54,7 @@ def mailboxes_delete(user: str):
         deleted = sum(maildir.remove(path, message_id) for message_id in chosen)
         store().audit(actor(), f"delete {deleted} message(s) from the mailbox of {user}")
         flash(f"{deleted} message(s) deleted.", "ok")
-    return redirect(request.form.get("back") if _is_local(request.form.get("back"))
-                    else url_for(".mailboxes", user=user))
+    return redirect(local_or(request.form.get("back"), url_for(".mailboxes", user=user)))
 
 
 @blueprint.route("/mailboxes/<user>/purge", methods=["GET", "POST"])
@@ -83,7 +84,3 @@ def mailboxes_message(user: str, message_id: str):
                                truncated=len(raw) > MAX_SHOWN_BYTES)
     # This window loads nothing at all, not even the box's own script.
     return response, 200, {"Content-Security-Policy": "default-src 'none'; style-src 'self'"}
-
-
-def _is_local(url: str | None) -> bool:
-    return bool(url) and url.startswith("/") and not url.startswith("//")

@@ -1,0 +1,33 @@
+"""What each long-running part of the box is doing, for the web admin's
+dashboard and the health check: a small JSON file per service in
+DATA/status, written by the service itself."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from . import durable
+
+MAIL = "mail"
+STARTING, RUNNING, FAILED, STOPPED = "starting", "running", "failed", "stopped"
+
+
+def state_file(data_dir, name: str) -> Path:
+    return Path(data_dir) / "status" / f"{name}.json"
+
+
+def record(data_dir, name: str, state: str, error: str = "", attempts: int = 0) -> None:
+    path = state_file(data_dir, name)
+    durable.make_directories(path.parent)
+    durable.write_json_atomically(path, {"state": state, "error": error, "attempts": attempts,
+                                         "time": time.time()})
+
+
+def read(data_dir, name: str) -> dict:
+    try:
+        value = json.loads(state_file(data_dir, name).read_text())
+    except (OSError, ValueError):
+        return {"state": "unknown", "error": "", "attempts": 0}
+    return value if isinstance(value, dict) else {"state": "unknown", "error": "", "attempts": 0}
