@@ -84,7 +84,7 @@ class Box:
         conf = (OVERLAY / "etc/rauc/system.conf").read_text()
         conf = (conf.replace("compatible=gatebox-x86_64", f"compatible={compatible}")
                 .replace("/etc/rauc/keyring.pem", str(keyring))
-                .replace("/data/root/rauc", str(self.data / "root" / "rauc"))
+                .replace("/data/rauc", str(self.data / "rauc"))
                 .replace("/usr/lib/gatebox/rauc-bootloader", str(BOOTLOADER))
                 .replace("/usr/lib/gatebox/rauc-pre-install", str(self._pre_install_handler()))
                 .replace("/dev/disk/by-partuuid/6a7eb0c5-02", str(self.slot_a))
