@@ -17,7 +17,6 @@ from firmware.mail.deliver import SmtpDelivery
 from firmware.mail.qmgr import WAITING_FOR_SCHEDULE, QueueManager
 from firmware.mail.queue import Spool
 from firmware.mail.submit import Submission, submit
-from tests.support.sink import RecordingServer
 
 UTC = zoneinfo.ZoneInfo("UTC")
 TRY_LATER = "451 4.3.0 mailbox busy, try later"
@@ -28,20 +27,6 @@ def at(text: str) -> float:
 
 
 MONDAY_MORNING = at("2026-03-02 10:05")
-
-
-@pytest.fixture
-def lan():
-    server = RecordingServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def internet():
-    server = RecordingServer().start()
-    yield server
-    server.stop()
 
 
 class Manager:

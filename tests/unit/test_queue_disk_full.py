@@ -19,7 +19,6 @@ from firmware.mail.deliver import SmtpDelivery
 from firmware.mail.qmgr import QueueManager
 from firmware.mail.queue import Envelope, Recipient, Spool, new_queue_id, out_of_space
 from firmware.mail.submit import Submission, submit, submit_async
-from tests.support.sink import RecordingServer
 from tests.support.tmpfs import fill, free_bytes, small_tmpfs
 
 TRY_LATER = "451 4.3.0 mailbox busy, try later"
@@ -31,20 +30,6 @@ BODY = b"x" * 78 + b"\r\n"
 def queue_fs(tmp_path):
     with small_tmpfs(tmp_path / "fs", "1m") as directory:
         yield directory
-
-
-@pytest.fixture
-def lan():
-    server = RecordingServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def internet():
-    server = RecordingServer().start()
-    yield server
-    server.stop()
 
 
 def message(size: int, subject: str = "hello") -> bytes:
