@@ -3,6 +3,8 @@ queue, license warnings and the firmware version."""
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, render_template
 
 from firmware.mail import stats
@@ -24,8 +26,11 @@ def index():
     finally:
         index.close()
     totals = {key: sum(row[key] for row in rows) for key in stats.FIELDS}
+    since = time.time() - 86400
     return render_template("dashboard.html", chart=chart.build(rows), totals=totals,
                            counts=counts, queue_total=sum(counts.values()),
                            server_type=store.get("email.server_type"),
                            server_enabled=store.get("email.server_enabled"),
-                           mail_state=service_state.read(store.data_dir, service_state.MAIL))
+                           mail_state=service_state.read(store.data_dir, service_state.MAIL),
+                           refusals=stats.refusals_by_check(store, since),
+                           results=stats.results_by_check(store, since))

@@ -12,6 +12,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from firmware.config import SettingError, declarations
 from firmware.config.types import DAYS, Bool, Choice, Days, NotYet, Secret
+from firmware import plugins
 from firmware.plugins import softpak_name
 
 try:  # WTForms 3.3 wants choice objects and will stop taking tuples
@@ -51,9 +52,25 @@ def field_name(key: str) -> str:
     return key.replace(".", "__")
 
 
-def _field_for(setting, active_softpaks: set):
+def _data_choices(store, key: str, stored) -> list | None:
+    """Choices a SoftPak fills from the box's data, the stored value kept
+    (marked) even when it is no longer among them."""
+    batches = [b for b in plugins.active_plugin_manager(store).hook.gatebox_setting_choices(
+        store=store, key=key) if b is not None]
+    if not batches:
+        return None
+    choices = [("", "(choose)")] + [c for batch in batches for c in batch]
+    if stored and stored not in {value for value, _ in choices}:
+        choices.append((stored, f"{stored} (no longer offered)"))
+    return choices
+
+
+def _field_for(setting, active_softpaks: set, data_choices: list | None = None):
     kind = setting.type
     label = setting.label
+    if data_choices is not None:
+        return SelectField(label, choices=[_Choice(v, t) for v, t in data_choices],
+                           validate_choice=False)
     if isinstance(kind, Bool):
         return BooleanField(label)
     if isinstance(kind, Secret):
@@ -97,7 +114,8 @@ def build_for(settings: list, store, formdata=None, base=FlaskForm):
     values = store.all()
     for setting in settings:
         name = field_name(setting.key)
-        fields[name] = _field_for(setting, active)
+        fields[name] = _field_for(setting, active,
+                                  _data_choices(store, setting.key, values[setting.key]))
         not_yet = getattr(setting.type, "not_yet", ())
         locked = {v: s for v, s in setting.requires.items() if s not in active and v not in not_yet}
         infos.append(FieldInfo(setting.key, setting, name, setting.visible_when, locked,

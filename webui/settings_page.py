@@ -11,7 +11,7 @@ from firmware.plugins import installed_softpaks, setting_softpak
 from . import context, settings_form
 
 
-def settings_view(menu: str, intro: str = ""):
+def settings_view(menu: str, intro: str = "", template: str = "settings.html", **extra):
     store = context.store()
     posted = request.method == "POST"
     form, infos = settings_form.build(menu, store, request.form if posted else None)
@@ -27,8 +27,9 @@ def settings_view(menu: str, intro: str = ""):
                     flash(change.warning, "warning")
             return redirect(request.path)
     status = 400 if posted else 200
-    return render_template("settings.html", form=form, infos=infos, intro=intro,
-                           has_errors=posted, unlicensed=_unlicensed_softpaks(infos, store)), status
+    return render_template(template, form=form, infos=infos, intro=intro,
+                           has_errors=posted, unlicensed=_unlicensed_softpaks(infos, store),
+                           **extra), status
 
 
 def _unlicensed_softpaks(infos, store) -> list[tuple]:

@@ -79,6 +79,20 @@ def _m6_login_limits(db: sqlite_utils.Database):
         PRIMARY KEY (realm, kind, key))""")
 
 
+def _m7_address_verification(db: sqlite_utils.Database):
+    # Callout answers (firmware/mail/verify/cache.py): kind is "sender",
+    # "recipient" or "catchall" (the random-address probe of a LAN server).
+    db.execute("""CREATE TABLE IF NOT EXISTS verify_cache (
+        kind TEXT NOT NULL, address TEXT NOT NULL, status TEXT NOT NULL, reply TEXT NOT NULL,
+        checked REAL NOT NULL, PRIMARY KEY (kind, address))""")
+    # The address list last read from the LDAP server, and how that went.
+    db.execute("CREATE TABLE IF NOT EXISTS ldap_addresses (address TEXT PRIMARY KEY)")
+    db.execute("""CREATE TABLE IF NOT EXISTS ldap_sync (
+        id INTEGER PRIMARY KEY CHECK (id = 1), attempted REAL, succeeded REAL,
+        count INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',
+        requested REAL)""")
+
+
 MIGRATIONS = [
     (1, _m1_base),
     (2, _m2_licenses),
@@ -86,6 +100,7 @@ MIGRATIONS = [
     (4, _m4_check_stats),
     (5, _m5_web_sessions),
     (6, _m6_login_limits),
+    (7, _m7_address_verification),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -3,13 +3,15 @@ label and menu path. The CLI, the web forms and the daemons all read this."""
 
 from __future__ import annotations
 
-from .types import (UNLIMITED, AddressList, AdminSources, Bool, Choice, Days, Domain, Email,
-                    HostPort, Integer, Networks, NotYet, Score, Secret, Setting, Text, TimeRange, TimeZone)
+from .types import (UNLIMITED, AddressList, AddressPatterns, AdminSources, Bool, Choice, Days,
+                    Domain, Email, HostPort, Integer, LdapServer, Networks, NotYet, Score, Secret,
+                    Setting, Text, TimeRange, TimeZone)
 
 SETTINGS_MENU = "Email Server > Settings"
 ADVANCED_MENU = "Email Server > Settings > Advanced"
 SCHEDULING_MENU = "Email Server > Scheduling"
 QUEUE_MENU = "Email Server > Messages in Queue"
+ADDRESS_VERIFICATION_MENU = "Email Server > Address Verification"
 SYSTEM_MENU = "System > Network"
 # The Anti-Spam SoftPak's page; until it is installed no page shows these.
 ANTISPAM_MENU = "Anti-Spam > Settings"
@@ -31,6 +33,20 @@ NOT_YET_SERVER_TYPES = ("multidrop", "mirrored", "etrn", "mailbag")
 # on the box, so Stand-Alone delivers the mail that does arrive by SMTP to
 # those mailboxes instead of leaving it waiting for a retrieval that never runs.
 NOT_YET_SERVER_TYPE_RUNS_AS = "standalone"
+
+LDAP_REFRESH_INTERVALS = (
+    ("15", "Every 15 minutes"),
+    ("30", "Every 30 minutes"),
+    ("60", "Every hour"),
+    ("240", "Every 4 hours"),
+    ("720", "Every 12 hours"),
+    ("1440", "Every day"),
+)
+LDAP_SECURITY = (
+    ("starttls", "StartTLS"),
+    ("ldaps", "LDAPS (TLS from the first byte)"),
+    ("none", "None (the password travels in clear)"),
+)
 
 SCHEDULE_INTERVALS = (
     ("5", "Every 5 minutes"),
@@ -134,6 +150,70 @@ CORE_SETTINGS = [
             "Multi-drop and mirrored systems only. Not in this firmware yet: the box does not "
             "retrieve mail from the ISP, so it stays unlimited.",
             visible_when=_relay_only("multidrop", "mirrored")),
+
+    # Email Server > Address Verification (the Mail Server SoftPak adds Send unaddressable mail)
+    Setting("email.verify_sender_local", Bool(), False, "Verify Sender Using Local Domain Exists",
+            ADDRESS_VERIFICATION_MENU,
+            "Mail from outside (not authenticated, not from Trusted Networks) whose sender claims "
+            "one of this box's domains must name an existing user, alias or list (in Relay mode: "
+            "an address the recipient verification below knows). Stops mail that pretends to "
+            "come from a colleague."),
+    Setting("email.verify_sender_callout", Bool(), False, "Verify Sender Email Account Exists",
+            ADDRESS_VERIFICATION_MENU,
+            "Ask the sender domain's mail server whether it would accept mail for the sender "
+            "(MAIL FROM:<>, RCPT TO, QUIT; no message is sent). Answers are remembered: 31 days "
+            "when the address exists, 3 days when it does not. Some sites list servers that do "
+            "this on blocklists."),
+    Setting("email.spf", Bool(), False, "Enable SPF", ADDRESS_VERIFICATION_MENU,
+            "Check the sender domain's SPF record (RFC 7208): a fail is refused (550 5.7.23), a "
+            "DNS error is deferred (451 4.7.24), anything else is noted in the headers."),
+    Setting("email.spf_bypass", Bool(), True,
+            "Ignore Authenticated Clients, Trusted Network and my MX Servers",
+            ADDRESS_VERIFICATION_MENU,
+            "No SPF check for authenticated clients, Trusted Networks and the Domain Name's own "
+            "MX hosts (found through DNS): a backup MX that forwards here would fail SPF.",
+            visible_when=("email.spf", (True,))),
+    Setting("email.deny_invalid_headers", Bool(), False, "Deny Email with Invalid Headers",
+            ADDRESS_VERIFICATION_MENU,
+            "Refuse (550 5.6.0) a message whose Sender, From, Reply-To, To, Cc or Bcc header is "
+            "not a valid address list, which has more than one From or Sender, or no From."),
+    Setting("email.verify_recipient_smtp", Bool(), False,
+            "Verify Recipient Email Account Exists Using Incoming SMTP Server",
+            ADDRESS_VERIFICATION_MENU,
+            "Relay mode: ask the Mail Server Address at RCPT time whether it accepts the "
+            "recipient, so unknown users are refused before the message is taken (no bounces "
+            "later). Useless when the internal server accepts every address (a catch-all): "
+            "the page then says so.", visible_when=_relay_only("relay")),
+    Setting("email.verify_recipient_ldap", Bool(), False,
+            "Verify Recipient Email Account Exists Using LDAP", ADDRESS_VERIFICATION_MENU,
+            "Relay mode: refuse recipients that are not in the address list read from an LDAP "
+            "server (Active Directory's mail and proxyAddresses).",
+            visible_when=_relay_only("relay")),
+    Setting("email.ldap_domain", Text(), "", "Domain", ADDRESS_VERIFICATION_MENU,
+            "Where the addresses are: a base DN (ou=people,dc=example,dc=com) or an Active "
+            "Directory domain (example.com, read as dc=example,dc=com).",
+            visible_when=_relay_only("relay")),
+    Setting("email.ldap_server", LdapServer(), "", "LDAP Server", ADDRESS_VERIFICATION_MENU,
+            "host or host:port (389, or 636 for LDAPS); ldaps://host also chooses LDAPS.",
+            visible_when=_relay_only("relay")),
+    Setting("email.ldap_security", Choice(LDAP_SECURITY), "starttls", "Connection Security",
+            ADDRESS_VERIFICATION_MENU,
+            "StartTLS or LDAPS keep the password and the address list off the wire.",
+            visible_when=_relay_only("relay")),
+    Setting("email.ldap_auth", Bool(), False, "Authentication Required", ADDRESS_VERIFICATION_MENU,
+            "Active Directory usually needs a user name and password; NT4 servers without it "
+            "usually do not.", visible_when=_relay_only("relay")),
+    Setting("email.ldap_login", Text(), "", "Login Name", ADDRESS_VERIFICATION_MENU,
+            "A bind DN, or for Active Directory user@domain.", visible_when=_relay_only("relay")),
+    Setting("email.ldap_password", Secret(), "", "Password", ADDRESS_VERIFICATION_MENU,
+            visible_when=_relay_only("relay")),
+    Setting("email.ldap_refresh", Choice(LDAP_REFRESH_INTERVALS), "60", "Refresh interval",
+            ADDRESS_VERIFICATION_MENU, "How often the address list is read again from the "
+            "LDAP server. Update Now reads it at once.", visible_when=_relay_only("relay")),
+    Setting("email.internal_addresses", AddressPatterns(), "", "Email Addresses on Internal Server",
+            ADDRESS_VERIFICATION_MENU,
+            "Relay mode: the addresses the internal server has, one per line; *@example.com "
+            "stands for every address at a domain.", visible_when=_relay_only("relay")),
 
     # Spam score thresholds: what a message's total score leads to at the end
     # of DATA. Off until the Anti-Spam SoftPak sets them.

@@ -337,6 +337,55 @@ class Email:
 
 
 @dataclass(frozen=True)
+class AddressPatterns:
+    """Email addresses one per line (commas and spaces also separate), and
+    *@domain for every address at a domain. Stored one per line, lower case."""
+    max_items: int = 5000
+    rule: str = ("must be email addresses such as jane@example.com, or *@example.com, "
+                 "one per line")
+
+    def parse(self, raw):
+        items = [i for i in re.split(r"[\s,;]+", str(raw or "").lower()) if i]
+        if len(items) > self.max_items:
+            raise Invalid(f"at most {self.max_items} addresses")
+        for item in items:
+            local, at, domain = item.rpartition("@")
+            if (not at or not local or not is_hostname(domain) or
+                    (local != "*" and (re.search(r"[\s<>()\[\],;:\"*\\]", local)
+                                       or any(ord(c) < 0x21 or ord(c) == 0x7F for c in local)))):
+                raise Invalid(f"{self.rule}; '{item[:80]}' is not one")
+        return "\n".join(dict.fromkeys(items))
+
+    def render(self, value) -> str:
+        return value
+
+
+@dataclass(frozen=True)
+class LdapServer:
+    """host[:port] of an LDAP server, or ldap://host[:port] / ldaps://host[:port]."""
+    rule: str = ("must be a host name or IP address, optionally with :port, "
+                 "or ldap://host[:port] or ldaps://host[:port]")
+
+    def parse(self, raw):
+        text = str(raw or "").strip()
+        if not text:
+            return ""
+        scheme, sep, rest = text.partition("://")
+        if not sep:
+            scheme, rest = "", text
+        elif scheme.lower() not in ("ldap", "ldaps"):
+            raise Invalid(self.rule)
+        try:
+            HostPort(optional=False).parse(rest.rstrip("/"))
+        except Invalid:
+            raise Invalid(self.rule) from None
+        return (f"{scheme.lower()}://" if scheme else "") + rest.rstrip("/").lower()
+
+    def render(self, value) -> str:
+        return value
+
+
+@dataclass(frozen=True)
 class Days:
     rule: str = "must be a comma-separated list of days: " + ",".join(DAYS)
 

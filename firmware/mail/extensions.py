@@ -11,6 +11,7 @@ from firmware import plugins
 
 from .checks import CORE_CHECKS
 from .policy import Check, Policy
+from .verify.checks import address_verification_checks
 
 
 def _flatten(batches) -> list:
@@ -24,7 +25,7 @@ def policy(store) -> Policy:
         # A SoftPak's check must declare its stage, position and failure mode.
         if not isinstance(check, Check):
             raise TypeError(f"SoftPak policy check {check!r} is not a firmware.mail.policy.Check")
-    return Policy(CORE_CHECKS + extra)
+    return Policy(CORE_CHECKS + address_verification_checks(store) + extra)
 
 
 def routes(store) -> tuple:

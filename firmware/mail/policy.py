@@ -141,6 +141,9 @@ class Context:
     auth_results: list = field(default_factory=list)
     hold_reason: str = ""               # set when the message is to be held (quarantine)
     stage: str = ""                     # the stage being evaluated
+    # (check, result) -> times, for the per-result counters (e.g. spf=softfail);
+    # smtpd hands them to the statistics after each stage.
+    results: collections.Counter = field(default_factory=collections.Counter)
 
     @property
     def may_relay(self) -> bool:
@@ -154,6 +157,9 @@ class Context:
         symbol = Symbol(name, float(score), detail, self.stage)
         self.symbols.append(symbol)
         return symbol
+
+    def count_result(self, check: str, result: str):
+        self.results[(check, result)] += 1
 
     def add_auth_result(self, method: str, result: str, **properties) -> AuthResult:
         entry = AuthResult(method, result, tuple((k.replace("_", "."), v)

@@ -121,6 +121,12 @@ class Gateway:
             self.stats.count("rejected")
             self.stats.count_check(check)
 
+    def count_results(self, results):
+        """What the checks found, per check and result (spf=softfail)."""
+        if self.stats is not None:
+            for (check, result), amount in results.items():
+                self.stats.count_check(f"{check}={result}", amount)
+
     @property
     def settings(self):
         return self.watcher.current
@@ -457,7 +463,13 @@ class Handler:
         self.gateway = gateway
 
     async def decide(self, server: GateboxSMTP, stage: str, what: str) -> Verdict | None:
-        verdict = await self.gateway.policy.evaluate(stage, server.context)
+        ctx = server.context
+        try:
+            verdict = await self.gateway.policy.evaluate(stage, ctx)
+        finally:
+            if ctx.results:
+                self.gateway.count_results(ctx.results)
+                ctx.results.clear()
         if verdict is not None:
             self.refused(server, verdict, what)
         return verdict

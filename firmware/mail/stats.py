@@ -84,3 +84,20 @@ def check_counts(store, since: float = 0.0) -> dict:
     return {row["name"]: row["total"] for row in store.db.query(
         "SELECT name, SUM(count) AS total FROM check_stats WHERE hour >= ? GROUP BY name",
         [hour_of(since)])}
+
+
+def results_by_check(store, since: float = 0.0) -> dict:
+    """{check: {result: count}} of what the checks found (counted as
+    "check=result"), over the hours from `since` on."""
+    found = {}
+    for name, count in sorted(check_counts(store, since).items()):
+        check, equals, result = name.partition("=")
+        if equals:
+            found.setdefault(check, {})[result] = count
+    return found
+
+
+def refusals_by_check(store, since: float = 0.0) -> dict:
+    """{check: refusals} over the hours from `since` on."""
+    return {name: count for name, count in sorted(check_counts(store, since).items())
+            if "=" not in name}

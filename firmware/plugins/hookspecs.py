@@ -41,6 +41,19 @@ class SoftPakSpec:
         rcpt, data) and a check callable, added to smtpd's chain."""
 
     @hookspec
+    def gatebox_address_exists(self, store, settings, address):
+        """True or False when this SoftPak keeps the mailboxes of the
+        address's domain and knows whether it names a user, alias or list;
+        None when it does not answer for that address (Address Verification's
+        Verify Sender Using Local Domain Exists asks)."""
+
+    @hookspec
+    def gatebox_setting_choices(self, store, key):
+        """[(value, label), ...] the web form offers for a setting whose
+        values come from the box's data (e.g. users with Email permission),
+        or None for settings this SoftPak does not fill."""
+
+    @hookspec
     def gatebox_routes(self, store):
         """Routing rules that turn a recipient into a destination (e.g. a local mailbox)."""
 

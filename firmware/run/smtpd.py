@@ -13,6 +13,7 @@ from firmware.mail import extensions
 from firmware.mail.queue import Spool
 from firmware.mail.smtpd import Gateway
 from firmware.mail.stats import MailStats
+from firmware.mail.verify import ldap_sync
 from firmware.system import tls
 
 from .process import on_stop_signals, stop_tasks, use_many_threads
@@ -66,7 +67,8 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     stop = stop or asyncio.Event()
     on_stop_signals(loop, stop)
     tasks = [loop.create_task(watcher.watch()), loop.create_task(stats.run()),
-             loop.create_task(qmgr.supervise())]
+             loop.create_task(qmgr.supervise()),
+             loop.create_task(ldap_sync.keep_synced(store, lambda: watcher.current, stop))]
     if ready is not None:
         ready(ports)
     await stop.wait()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from firmware import accounts
+from firmware.mail import addresses
 from firmware.plugins import hookimpl
 
 from . import directory, settings as keys
 from .cli import MAILSERVER_COMMANDS
 from .dovecot import DovecotService
+from .groups import has_email
 from .license import GATED_SERVER_TYPES, SOFTPAK_ID
 from .local_delivery import LocalDelivery
-from .routing import route_local, sender_permission_check, unaddressable_check
+from .routing import (applies, is_addressable, is_local_address, route_local,
+                      sender_permission_check, unaddressable_check)
 from .standin import RefusalService
 from .tables import MIGRATIONS
 
@@ -37,6 +41,21 @@ def gatebox_cli_commands():
 @hookimpl
 def gatebox_policy_checks(store):
     return [unaddressable_check(store), sender_permission_check(store)]
+
+
+@hookimpl
+def gatebox_address_exists(store, settings, address):
+    if not applies(settings) or not is_local_address(address, settings):
+        return None
+    return is_addressable(store, addresses.parse(address).local)
+
+
+@hookimpl
+def gatebox_setting_choices(store, key):
+    if key != keys.UNADDRESSABLE_USER:
+        return None
+    return [(u["name"], u["name"]) for u in accounts.list_users(store)
+            if not u["is_admin"] and has_email(store, u["name"])]
 
 
 @hookimpl

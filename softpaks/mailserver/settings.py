@@ -41,9 +41,11 @@ SETTINGS = [
     Setting(UNADDRESSABLE, Choice((("reject", "Reject"), ("user", "User"))), "reject",
             "Send unaddressable mail", ADDRESS_VERIFICATION_MENU,
             "Stand-alone mode: mail for a local domain that no user, alias, distribution list "
-            "or forwarder answers to is rejected at RCPT time (550), or delivered to one user."),
+            "or forwarder answers to is rejected at RCPT time (550), or delivered to one user.",
+            visible_when=("email.server_type", ("standalone",))),
     Setting(UNADDRESSABLE_USER, Text(max_length=64), "", "User", ADDRESS_VERIFICATION_MENU,
-            "The user who receives unaddressable mail.",
+            "The user who receives unaddressable mail: one of the users with Email permission "
+            "(Users & Groups).",
             visible_when=(UNADDRESSABLE, ("user",))),
     Setting(LOCAL_DOMAINS, DomainList(), "", "Further Local Domains", DOMAINS_MENU,
             "Stand-alone mode: domains besides the Domain Name whose mail is delivered to "

@@ -48,6 +48,7 @@ TOOLS = {tool.what: tool for tool in [
     Tool("smtp-sink", "postfix", "smtp-sink"),
     Tool("smtp-source", "postfix", "smtp-source"),
     Tool("dnsmasq", "dnsmasq-base", "dnsmasq"),
+    Tool("slapd", "slapd", "/usr/sbin/slapd"),
     Tool("dovecot", "dovecot-core", "dovecot"),
     Tool("dovecot imap", "dovecot-imapd", "/usr/lib/dovecot/imap"),
     Tool("dovecot pop3", "dovecot-pop3d", "/usr/lib/dovecot/pop3"),

@@ -3,12 +3,14 @@ the fallback while the SoftPak is not licensed (decided per request), CSRF
 refusal, field rules, the audit log, the Relay-mode note and Address
 Verification."""
 
+import re
+
 import pytest
 
 from firmware import accounts
 from firmware.config import Store
 from firmware.licensing import remove
-from softpaks.mailserver import directory
+from softpaks.mailserver import directory, groups
 
 from test_webui_support import csrf_token, field_rule, make_app, sign_in
 
@@ -150,8 +152,18 @@ def test_address_verification_says_what_needs_the_softpak(client, licensed):
     assert 'id="mailserver__unaddressable"' in html
     assert 'data-softpak="mailserver"' in html and "Send unaddressable mail" in html
     licensed(client.data_dir, mailserver=None)
+    store = _store(client)
+    # Unaddressable mail is a Stand-Alone matter; the User drop-down offers
+    # the users with Email permission only.
+    store.set("email.server_type", "standalone")
+    accounts.add_user(store, "carol", "carol password 1")
+    groups.save_group(store, "staff", email=True, members=["bob"])
+    store.close()
     html = client.get(path).get_data(as_text=True)
     assert 'data-softpak="mailserver"' not in html
+    offered = re.findall(r'<option value="([^"]*)">', html.split('id="mailserver__unaddressable_user"')[1].split("</select>")[0])
+    # Administrators (admin, signed in here) are not mail accounts and are never offered.
+    assert offered == ["bob", "carol"], offered
     response = client.post(path, data={"csrf_token": csrf_token(client, path),
                                        "mailserver__unaddressable": "user",
                                        "mailserver__unaddressable_user": "bob"})

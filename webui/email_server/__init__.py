@@ -1,21 +1,13 @@
 """Email Server menu: Settings, Advanced, Scheduling, Address Verification
-and Messages in Queue."""
+(address_verification.py) and Messages in Queue (queue.py)."""
 
 from __future__ import annotations
 
 from firmware.config import schema
 
 from ..settings_page import settings_view
-from . import queue  # noqa: F401  (registers the queue routes on the blueprint)
+from . import address_verification, queue  # noqa: F401  (they register their routes)
 from .blueprint import blueprint
-
-
-ADDRESS_VERIFICATION_MENU = "Email Server > Address Verification"
-ADDRESS_VERIFICATION_INTRO = (
-    "What to do with mail for a local address that no user, alias, distribution list or forwarder "
-    "answers to (Stand-Alone mode). The manual's sender and recipient checks (local sender exists, "
-    "sender callouts, SPF, header syntax, recipient verification in Relay mode) are not in this "
-    "firmware yet.")
 
 
 @blueprint.route("/settings", methods=["GET", "POST"])
@@ -31,11 +23,6 @@ def advanced():
 @blueprint.route("/scheduling", methods=["GET", "POST"])
 def scheduling():
     return settings_view(schema.SCHEDULING_MENU)
-
-
-@blueprint.route("/address-verification", methods=["GET", "POST"])
-def address_verification():
-    return settings_view(ADDRESS_VERIFICATION_MENU, intro=ADDRESS_VERIFICATION_INTRO)
 
 
 @blueprint.route("/queue/settings", methods=["GET", "POST"])

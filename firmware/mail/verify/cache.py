@@ -1,0 +1,125 @@
+"""Callout answers kept in SQLite, with Postfix verify(8)'s times: an
+address that exists is believed for 31 days and asked again after 7; one
+that does not, for 3 days and asked again after 3 hours. An answer past its
+refresh time is still used, and the caller asks again in the background, so
+a busy sender never waits twice; past its expiry it is asked again at once.
+Unreachable servers are never cached: that is a temporary state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from firmware.config import transaction
+
+DAY = 86400.0
+POSITIVE_EXPIRE = 31 * DAY
+POSITIVE_REFRESH = 7 * DAY
+NEGATIVE_EXPIRE = 3 * DAY
+NEGATIVE_REFRESH = 3 * 3600.0
+KINDS = ("sender", "recipient", "catchall")
+STATUSES = ("accepted", "refused")
+MAX_REPLY = 300
+
+log = logging.getLogger("gatebox.verify")
+_refreshing: set = set()   # background refreshes of stale answers, kept alive here
+
+
+@dataclass(frozen=True)
+class Cached:
+    status: str          # accepted | refused
+    reply: str           # the server's answer, for the log and the page
+    checked: float
+
+    @property
+    def age(self) -> float:
+        return time.time() - self.checked
+
+
+def _times(status: str) -> tuple[float, float]:
+    return (POSITIVE_EXPIRE, POSITIVE_REFRESH) if status == "accepted" else \
+        (NEGATIVE_EXPIRE, NEGATIVE_REFRESH)
+
+
+class VerifyCache:
+    def __init__(self, store, clock=time.time):
+        self.store = store
+        self.clock = clock
+        self._asking: dict = {}     # (kind, key) -> the callout under way
+
+    def get(self, kind: str, address: str) -> tuple[Cached | None, bool]:
+        """(answer or None when there is none or it expired, whether to ask again)."""
+        row = next(iter(self.store.db.query(
+            "SELECT status, reply, checked FROM verify_cache WHERE kind = ? AND address = ?",
+            [kind, address.lower()])), None)
+        # The table is input like any other: a row this code did not write is ignored.
+        if row is None or row["status"] not in STATUSES:
+            return None, True
+        try:
+            checked = float(row["checked"])
+        except (TypeError, ValueError):
+            return None, True
+        expire, refresh = _times(row["status"])
+        age = self.clock() - checked
+        if age < 0 or age >= expire:
+            return None, True
+        return Cached(row["status"], str(row["reply"])[:MAX_REPLY], checked), age >= refresh
+
+    def put(self, kind: str, address: str, status: str, reply: str):
+        if kind not in KINDS or status not in STATUSES:
+            raise ValueError(f"cannot cache {kind}/{status}")
+        with transaction(self.store.db):
+            self.store.db.execute(
+                "INSERT OR REPLACE INTO verify_cache(kind, address, status, reply, checked) "
+                "VALUES (?, ?, ?, ?, ?)", [kind, address.lower(), status, reply[:MAX_REPLY],
+                                           self.clock()])
+
+    def forget(self, kind: str | None = None):
+        with transaction(self.store.db):
+            if kind is None:
+                self.store.db.execute("DELETE FROM verify_cache")
+            else:
+                self.store.db.execute("DELETE FROM verify_cache WHERE kind = ?", [kind])
+
+    def prune(self):
+        """Drop what expired, so the table stays the size of the live answers."""
+        now = self.clock()
+        with transaction(self.store.db):
+            self.store.db.execute(
+                "DELETE FROM verify_cache WHERE (status = 'accepted' AND checked < ?) "
+                "OR (status != 'accepted' AND checked < ?)",
+                [now - POSITIVE_EXPIRE, now - NEGATIVE_EXPIRE])
+
+    async def ask(self, kind: str, key: str, ask) -> tuple[str, str, bool]:
+        """(status, reply, from cache) for one cached question: a fresh answer
+        from the cache; a stale one from the cache while a refresh runs behind;
+        none, from the server now. Unreachable is never cached. Sessions
+        asking the same question at once share one callout."""
+        cached, refresh = self.get(kind, key)
+        if cached is not None:
+            if refresh and (kind, key) not in self._asking:
+                _keep(asyncio.get_running_loop().create_task(self._ask_and_keep(kind, key, ask)))
+            return cached.status, cached.reply, True
+        answer = await self._ask_and_keep(kind, key, ask)
+        return answer.status, answer.reply, False
+
+    async def _ask_and_keep(self, kind: str, key: str, ask):
+        running = self._asking.get((kind, key))
+        if running is None:
+            running = asyncio.ensure_future(ask())
+            self._asking[(kind, key)] = running
+            running.add_done_callback(lambda _f: self._asking.pop((kind, key), None))
+        answer = await asyncio.shield(running)
+        if answer.status != "unreachable":
+            self.put(kind, key, answer.status, answer.reply)
+        return answer
+
+
+def _keep(task: asyncio.Task):
+    """Keep a background refresh alive, and its failure in the log."""
+    _refreshing.add(task)
+    task.add_done_callback(_refreshing.discard)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
+        "refreshing a verification answer failed: %s", t.exception()))
