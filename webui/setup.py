@@ -34,6 +34,12 @@ class SetupBase(FlaskForm):
         render_kw={"autocomplete": "new-password"})
 
 
+class SetupLicenseForm(licenses.LicenseForm):
+    """Activation before an administrator exists changes the box too: it
+    needs the same one-time code as the rest of setup."""
+    setup_code = StringField("Setup Code", render_kw={"autocomplete": "off", "spellcheck": "false"})
+
+
 def _setup_settings() -> list:
     declared = declarations()
     return [declared[key] for key in SETUP_SETTINGS if key in declared]
@@ -70,7 +76,7 @@ def setup():
                 return redirect(url_for("dashboard.index"))
     return render_template("setup.html", form=form, infos=infos, admin_name=ADMIN_NAME,
                            serial=licenses.serial_or_problem(),
-                           license_form=licenses.LicenseForm(),
+                           license_form=SetupLicenseForm(formdata=None),
                            softpaks=licenses.status_rows(store)), 400 if posted else 200
 
 
@@ -79,5 +85,10 @@ def license():
     store = context.store()
     if admin_exists(store):
         return redirect(url_for("system.licenses"))
-    licenses.activate_from_form(store, licenses.LicenseForm(), "setup (web)")
+    form = SetupLicenseForm()
+    if not setup_code.matches(store, form.setup_code.data or ""):
+        flash("License not activated: the Setup Code does not match the code on the box's "
+              "console; `gatebox setup-code` on the box prints a new one.", "error")
+        return redirect(url_for("setup.setup"))
+    licenses.activate_from_form(store, form, "setup (web)")
     return redirect(url_for("setup.setup"))

@@ -84,7 +84,7 @@ class Box:
         conf = (OVERLAY / "etc/rauc/system.conf").read_text()
         conf = (conf.replace("compatible=gatebox-x86_64", f"compatible={compatible}")
                 .replace("/etc/rauc/keyring.pem", str(keyring))
-                .replace("/data/rauc", str(self.data / "rauc"))
+                .replace("data-directory=/data/root/rauc", f"data-directory={self.data / 'root' / 'rauc'}")
                 .replace("/usr/lib/gatebox/rauc-bootloader", str(BOOTLOADER))
                 .replace("/usr/lib/gatebox/rauc-pre-install", str(self._pre_install_handler()))
                 .replace("/dev/disk/by-partuuid/6a7eb0c5-02", str(self.slot_a))

@@ -142,3 +142,28 @@ def test_only_the_last_code_works_and_none_after_setup(tmp_path, box_serial):
 def test_setup_page_asks_for_the_code_and_says_where_it_is(tmp_path, box_serial):
     html = make_app(tmp_path / "data", admin=False).test_client().get("/setup").get_data(as_text=True)
     assert 'name="setup_code"' in html and "gatebox setup-code" in html and "serial port" in html
+
+
+def _post_setup_license(client, code):
+    return client.post("/setup/license", data={"csrf_token": csrf_token(client, "/setup"),
+                                               "setup_code": code, "key": "not a key"},
+                       follow_redirects=True)
+
+
+def test_license_activation_during_setup_needs_the_code(tmp_path, box_serial):
+    data = tmp_path / "data"
+    client = make_app(data, admin=False).test_client()
+    code = issue_setup_code(data)
+    html = client.get("/setup").get_data(as_text=True)
+    assert html.count('name="setup_code"') == 2   # the setup form and the license form
+    refused = _post_setup_license(client, "WRONG-CODE-HERE").get_data(as_text=True)
+    assert "the Setup Code does not match" in refused
+    store = Store(data)
+    audit_before = len(store.audit_log())
+    store.close()
+    # With the code, the key itself is judged (and this one is no key).
+    judged = _post_setup_license(client, code).get_data(as_text=True)
+    assert "the Setup Code does not match" not in judged and "License not activated" in judged
+    store = Store(data)
+    assert len(store.audit_log()) == audit_before
+    store.close()

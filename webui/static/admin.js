@@ -1,13 +1,20 @@
 // Progressive help for the admin pages; every page also works without it.
 "use strict";
 
+// A checkbox posts "y" whatever its state; the declaration names the state
+// it shows a field for as True or False.
+function controlValue(control) {
+  if (control.type === "checkbox") { return control.checked ? "True" : "False"; }
+  return control.value;
+}
+
 // Fields that apply only to some Server Types (data-visible-when names the
 // controlling field, data-visible-values the values that show this one).
 function updateVisibility() {
   document.querySelectorAll("[data-visible-when]").forEach(function (row) {
     var control = document.getElementById(row.dataset.visibleWhen);
     if (!control) { return; }
-    var shown = row.dataset.visibleValues.split(",").indexOf(control.value) >= 0;
+    var shown = row.dataset.visibleValues.split(",").indexOf(controlValue(control)) >= 0;
     row.hidden = !shown;
   });
 }
