@@ -593,10 +593,14 @@ class Handler:
             qid = await submit_async(self.gateway.spool, submission, self.gateway.on_enqueued,
                                      ctx.settings)
         except OSError as error:
-            if out_of_space(error):
-                # Never 250 for what is not on disk; the client keeps the message.
-                return "452 4.3.1 Insufficient system storage"
-            return "451 4.3.0 Error: queue file write error, try again later"
+            # Never 250 for what is not on disk; the client keeps the message.
+            # Logged and counted like a check's refusal, under the name queue_write.
+            verdict = (Verdict(452, "4.3.1", "Insufficient system storage", "queue_write")
+                       if out_of_space(error) else
+                       Verdict(451, "4.3.0", "Error: queue file write error, try again later",
+                               "queue_write"))
+            self.refused(server, verdict, "DATA")
+            return verdict.reply
         if duplicate_key:
             self.gateway.duplicates.remember(duplicate_key, qid, now)
         self.gateway.count("received")

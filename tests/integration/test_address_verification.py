@@ -97,6 +97,7 @@ def test_unknown_recipient_is_refused_at_rcpt_and_nothing_is_bounced(make_box, l
     handler = lan.controller.handler
     assert [(m[0], m[1]) for m in handler.messages] == [("someone@outside.test",
                                                          ["jane@example.com"])]
+    assert b"RECIPIENT_VERIFIED" in handler.messages[0][2]
     # No bounce waits in the queue either.
     assert queue_is_empty(box)
     # The callout for nobody@ asked and quit, without DATA.
@@ -147,6 +148,10 @@ def test_manual_list_and_local_sender(make_box):
     assert mail[0] == 550 and mail[1].startswith("5.7.1"), mail
     # A colleague who exists passes.
     assert dialogue(box, "jane@example.com", ["jane@example.com"])[0][0] == 250
+    # `gatebox verify test` asks the same checks.
+    said = box.cli("verify", "test", "joe@example.com").stdout
+    assert "verify_recipient" in said and "550 5.1.1" in said and "550 5.7.1" in said
+    assert "would answer" not in box.cli("verify", "test", "anyone@sales.example.com").stdout
 
 
 def test_invalid_headers_are_refused(make_box, lan):
@@ -193,6 +198,7 @@ def test_spf_fail_is_refused_and_softfail_is_noted(make_box, lan, dns):
     wait_until_idle(box)
     [(_, _, content)] = lan.controller.handler.messages
     assert b"spf=softfail" in content and b"smtp.mailfrom=someone@soft.test" in content
+    assert b"SPF_SOFTFAIL" in content   # the symbol, in X-Gatebox-Checks
 
 
 def test_sender_callout(make_box, lan, dns, sender_mx):
@@ -223,6 +229,12 @@ def test_ldap_list_decides_after_the_first_sync(make_box, tmp_path):
         replies = dialogue(box, "someone@outside.test", ["jane@example.com", "j.doe@example.com",
                                                          "bob@example.com", "nobody@example.com"])
         assert [r[0] for r in replies] == [250, 250, 250, 250, 550], replies
+        assert "addresses:    3" in box.cli("verify", "ldap", "--update-now").stdout
+        slapd.stop()
+        # The directory gone: Update Now says why, and the list read before still decides.
+        failed = box.cli("verify", "ldap", "--update-now", check=False)
+        assert failed.returncode != 0 and "cannot connect" in failed.stderr + failed.stdout
+        assert dialogue(box, "x@outside.test", ["bob@example.com"])[1][0] == 250
     finally:
         slapd.stop()
 

@@ -15,10 +15,16 @@ from firmware.mail.verify.spf_check import SpfOutcome, check, own_mx_addresses
 from tests.support.dnsmasq import DnsServer
 
 INCLUDES = 11   # one more than RFC 7208 4.6.4 allows
+# The silent server has an address of its own: a port number picked for it
+# may be the one picked for dnsmasq on 127.0.0.1.
+SILENT_HOST = "127.0.0.2"
 
 
 def txt(name: str, text: str) -> str:
-    return f'--txt-record={name},"{text}"'
+    # On its command line dnsmasq keeps quotes as part of the text, and a
+    # comma starts the record's next string.
+    assert "," not in text and '"' not in text
+    return f"--txt-record={name},{text}"
 
 
 def records(silent_port: int) -> list[str]:
@@ -43,7 +49,7 @@ def records(silent_port: int) -> list[str]:
         "--host-record=mx1.office.test,127.0.0.31",
         "--host-record=mx2.office.test,127.0.0.32,fd00::32",
         "--mx-host=nomx-hosts.test,gone.nomx-hosts.test,10",
-        f"--server=/slow.test/127.0.0.1#{silent_port}",
+        f"--server=/slow.test/{SILENT_HOST}#{silent_port}",
         # Everything else under .test does not exist, rather than "no server to ask".
         "--local=/test/",
     ]
@@ -53,7 +59,7 @@ def records(silent_port: int) -> list[str]:
 def silent_port():
     """A UDP port that takes queries and never answers."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind((SILENT_HOST, 0))
     yield sock.getsockname()[1]
     sock.close()
 
@@ -142,7 +148,7 @@ def test_a_server_that_never_answers_is_a_temperror_within_the_budget(settings, 
 def test_the_settings_dns_servers_are_used(settings, resolver, silent_port):
     # The same question put to a server that never answers: the check asks
     # the configured server, not the system's.
-    elsewhere = {**settings, "dns.nameservers": "127.0.0.1", "dns.port": silent_port}
+    elsewhere = {**settings, "dns.nameservers": SILENT_HOST, "dns.port": silent_port}
     assert spf(elsewhere, resolver, "someone@pass.test", budget=1.0).result == "temperror"
     assert spf(settings, resolver, "someone@pass.test").result == "pass"
 
@@ -189,5 +195,5 @@ def test_own_mx_addresses_are_cached_and_survive_a_dns_failure(
 
 
 def test_a_dns_failure_with_nothing_known_is_no_addresses(settings, resolver, silent_port):
-    silent = {**settings, "dns.nameservers": "127.0.0.1", "dns.port": silent_port}
+    silent = {**settings, "dns.nameservers": SILENT_HOST, "dns.port": silent_port}
     assert asyncio.run(own_mx_addresses(silent, resolver, budget=0.5)) == frozenset()

@@ -84,6 +84,16 @@ def test_a_dns_failure_is_pyspfs_temperror():
         lookup("slow.test", "TXT", 1)
 
 
+def test_a_dns_failure_of_a_ptr_lookup_is_no_match():
+    # RFC 7208 5.5
+    lookup = spf_check._ResolverLookup(
+        ZoneResolver({}, failing={"10.2.0.192.in-addr.arpa"}), SETTINGS)
+    assert lookup("10.2.0.192.in-addr.arpa", "PTR", 1) == []
+    resolver = ZoneResolver({("example.test", "TXT"): ['"v=spf1 ptr ?all"']},
+                            failing={"10.2.0.192.in-addr.arpa"})
+    assert run(resolver).result == "neutral"
+
+
 def test_the_lookup_is_per_thread_and_cleared_afterwards():
     resolver = ZoneResolver({("p.test", "TXT"): ['"v=spf1 ip4:192.0.2.0/24 -all"']})
     assert run(resolver, sender="a@p.test").result == "pass"

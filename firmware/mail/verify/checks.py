@@ -31,6 +31,12 @@ SPF_BUDGET = 10.0
 CALLOUT_BUDGET = 30.0
 
 
+def _note(ctx: Context, symbol: str, detail: str = ""):
+    """A passed check leaves a symbol of score 0 in the symbols header, once."""
+    if not any(s.name == symbol for s in ctx.symbols):
+        ctx.add_symbol(symbol, 0.0, detail)
+
+
 def _sender_domain(ctx: Context) -> str:
     return addresses.parse(ctx.sender).domain.lower() if ctx.sender else ""
 
@@ -94,7 +100,9 @@ def verify_sender_local(store, cache: VerifyCache):
             ctx.count_result("verify_sender_local", "not checked")
             return None
         ctx.count_result("verify_sender_local", "exists" if exists else "refused")
-        if not exists:
+        if exists:
+            _note(ctx, "LOCAL_SENDER_EXISTS")
+        else:
             return reject("5.7.1", f"<{shown}>: Sender address rejected: not a user of {domain}, "
                                    "and mail from outside may not claim to be one")
         return None
@@ -136,6 +144,7 @@ def verify_sender_callout(cache: VerifyCache):
         if status == "unreachable":
             return tempfail("4.1.7", f"<{shown}>: Sender address rejected: cannot verify it now "
                                      f"({safe_text(reply, 120)}), try again later")
+        _note(ctx, "SENDER_VERIFIED", "remembered" if cached else "asked")
         return None
     return Check("verify_sender_callout", "mail", check, order=Order.REPUTATION + 10,
                  budget=CALLOUT_BUDGET, asks_dns=True)
@@ -163,6 +172,8 @@ def verify_recipient(store, cache: VerifyCache):
         if decision.outcome == "tempfail":
             return tempfail("4.4.1", f"<{shown}>: Recipient address rejected: cannot verify "
                                      "it now (internal server not reachable), try again later")
+        if decision.outcome == "accept":
+            _note(ctx, "RECIPIENT_VERIFIED")
         return None
     return Check("verify_recipient", "rcpt", check, order=Order.LOCAL, budget=CALLOUT_BUDGET)
 
@@ -174,6 +185,7 @@ def deny_invalid_headers(ctx: Context):
     ctx.count_result("deny_invalid_headers", "invalid" if problem else "valid")
     if problem:
         return reject("5.6.0", f"Message refused: invalid header: {safe_text(problem, 150)}")
+    _note(ctx, "HEADERS_VALID")
     return None
 
 

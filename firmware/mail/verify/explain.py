@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from .. import addresses
 from ..headers import safe_text
 from ..policy import Context, Policy
+from . import recipients
 
 # A documentation address (RFC 5737): a stranger on the Internet.
 OUTSIDE_CLIENT = "192.0.2.1"
-ASKED = ("spf", "verify_sender_local", "verify_sender_callout", "verify_recipient",
-         "mailserver_unaddressable")
+# The checks asked, and the option that turns each on (None: always on when present).
+ASKED = {"spf": "email.spf", "verify_sender_local": "email.verify_sender_local",
+         "verify_sender_callout": "email.verify_sender_callout", "verify_recipient": None,
+         "mailserver_unaddressable": None}
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ async def explain(policy: Policy, settings, address: str, resolver,
     for role, stage in (("as sender", "mail"), ("as recipient", "rcpt")):
         for check in policy.for_stage(stage):
             if check.name not in ASKED:
+                continue
+            option = ASKED[check.name]
+            if option is not None and not settings[option]:
+                continue
+            if check.name == "verify_recipient" and not recipients.enabled_sources(settings):
                 continue
             ctx = Context(settings=settings, client_ip=client_ip, resolver=resolver,
                           helo=domain or "unknown")

@@ -63,6 +63,11 @@ class _ResolverLookup:
         except (NXDOMAIN, NoAnswer):
             return []
         except DnsFailure as error:
+            if qtype == "PTR":
+                # RFC 7208 5.5: a DNS error in the PTR lookup makes the ptr
+                # mechanism (and %{p}) not match; pyspf would make it a
+                # temperror, and an unserved reverse zone would defer mail.
+                return []
             raise spf.TempError(str(error)) from None
         # dnspython has followed any CNAME chain: the records answer `name`.
         return [((name, qtype), _value(qtype, rdata)) for rdata in answer]
