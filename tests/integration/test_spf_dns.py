@@ -55,7 +55,7 @@ def records(silent_port: int) -> list[str]:
     ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def silent_port():
     """A UDP port that takes queries and never answers."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -64,9 +64,22 @@ def silent_port():
     sock.close()
 
 
+def start_dns_server(directory, silent_port) -> DnsServer:
+    return DnsServer(directory, records(silent_port), probe="probe.test").start()
+
+
+@pytest.fixture(scope="module")
+def dns_server(tmp_path_factory, silent_port):
+    # Shared by the module's tests, which only read from it.
+    server = start_dns_server(tmp_path_factory.mktemp("dns"), silent_port)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def dns_server(tmp_path, silent_port):
-    server = DnsServer(tmp_path / "dns", records(silent_port), probe="probe.test").start()
+def own_dns_server(tmp_path, silent_port):
+    """One a test may stop."""
+    server = start_dns_server(tmp_path / "dns", silent_port)
     yield server
     server.stop()
 
@@ -166,8 +179,8 @@ def test_no_mx_hosts_no_addresses(settings, resolver):
             == frozenset(), domain
 
 
-def test_own_mx_addresses_are_cached_and_survive_a_dns_failure(
-        settings, dns_server, monkeypatch):
+def test_own_mx_addresses_are_cached_and_survive_a_dns_failure(own_dns_server, monkeypatch):
+    settings = {**own_dns_server.settings, "email.domain": "office.test"}
     clock = [1000.0]
     monkeypatch.setattr(spf_check, "_now", lambda: clock[0])
     expected = frozenset({"127.0.0.31", "127.0.0.32", "fd00::32"})
@@ -176,7 +189,7 @@ def test_own_mx_addresses_are_cached_and_survive_a_dns_failure(
         assert asyncio.run(own_mx_addresses(settings, first)) == expected
     finally:
         first.close()
-    dns_server.stop()
+    own_dns_server.stop()
 
     # Fresh resolvers, so that no answer can come from a resolver's cache.
     def lookup_now():

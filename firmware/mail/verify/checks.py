@@ -178,10 +178,11 @@ def verify_recipient(store, cache: VerifyCache):
     return Check("verify_recipient", "rcpt", check, order=Order.LOCAL, budget=CALLOUT_BUDGET)
 
 
-def deny_invalid_headers(ctx: Context):
+async def deny_invalid_headers(ctx: Context):
     if not ctx.settings["email.deny_invalid_headers"] or ctx.may_relay:
         return None
-    problem = header_syntax.invalid_header(ctx.message)
+    # In a worker thread: a huge address header takes the parser a while.
+    problem = await asyncio.to_thread(header_syntax.invalid_header, ctx.message)
     ctx.count_result("deny_invalid_headers", "invalid" if problem else "valid")
     if problem:
         return reject("5.6.0", f"Message refused: invalid header: {safe_text(problem, 150)}")
