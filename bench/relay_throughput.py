@@ -193,11 +193,18 @@ class Sink:
 class Gatebox:
     name = "gatebox"
 
-    def __init__(self, workdir: Path, sink_port: int, gatebox_cmd: list[str]):
+    def __init__(self, workdir: Path, sink_port: int, gatebox_cmd: list[str],
+                 settings: dict | None = None):
         self.data = workdir / "gatebox-data"
         self.log = workdir / "gatebox.log"
         self.sink_port = sink_port
         self.cmd = gatebox_cmd
+        # `settings` adds to or replaces these (bench/address_verification.py).
+        self.settings = {"email.server_type": "relay", "email.domain": DOMAIN,
+                         "email.mail_server_address": f"127.0.0.1:{sink_port}",
+                         "email.trusted_networks": "127.0.0.0/8",
+                         "email.max_connections_per_host": "unlimited",
+                         "email.max_connections": "unlimited", **(settings or {})}
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self._log_handle = None
@@ -212,16 +219,16 @@ class Gatebox:
 
     def start(self):
         self._gatebox("init", "--domain", DOMAIN)
-        self._gatebox("config", "set", "email.server_type=relay", f"email.domain={DOMAIN}",
-                      f"email.mail_server_address=127.0.0.1:{self.sink_port}",
-                      "email.trusted_networks=127.0.0.0/8",
-                      "email.max_connections_per_host=unlimited", "email.max_connections=unlimited")
+        self.configure(self.settings)
         self._log_handle = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [*self.cmd, "--data", str(self.data), "run", "--bind", "127.0.0.1",
              "--smtp-port", str(self.port), "--submission-port", "0"],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=self._log_handle, stderr=subprocess.STDOUT)
         self.banner = wait_for_banner("127.0.0.1", self.port, 60, self.proc, "gatebox run")
+
+    def configure(self, settings: dict):
+        self._gatebox("config", "set", *(f"{key}={value}" for key, value in settings.items()))
 
     def queued(self) -> dict:
         counts = {}

@@ -24,6 +24,10 @@ JUNK_COMMANDS = frozenset({"NOOP", "RSET", "VRFY"})
 JUNK_COMMAND_LIMIT = 100         # per session (Postfix: smtpd_junk_command_limit)
 UNKNOWN_COMMAND_LIMIT = 20       # per session (Postfix: smtpd_hard_error_limit)
 AUTH_FAILURE_LIMIT = 3           # failed AUTH commands per session
+# Refused RCPTs per session from clients that may not relay (Postfix's
+# smtpd_hard_error_limit, 20): guessing addresses (directory harvesting) and
+# making the box ask its LAN server about each guess both end here.
+RECIPIENT_REFUSAL_LIMIT = 20
 MEGABYTE = 1024 * 1024
 # Space the queue keeps for the queue manager's own writes (a deferral
 # rewrites a whole file, a bounce is a new one): Postfix's queue_minfree, an
@@ -193,6 +197,13 @@ def max_recipients(ctx: Context):
     return None
 
 
+def recipient_refusal_limit(ctx: Context):
+    if not ctx.may_relay and ctx.refused_recipients >= RECIPIENT_REFUSAL_LIMIT:
+        return tempfail("4.7.0", f"Error: too many refused recipients "
+                                 f"(limit {RECIPIENT_REFUSAL_LIMIT})", 421)
+    return None
+
+
 def recipient_characters(ctx: Context):
     """As sender_characters, for RCPT TO, trusted and authenticated clients included."""
     problem = _forbidden(ctx.recipient)
@@ -277,6 +288,7 @@ CORE_CHECKS = [
     Check("sender_characters", "mail", sender_characters, Order.SYNTAX),
     Check("sender_syntax", "mail", sender_syntax, Order.SYNTAX),
     Check("max_recipients", "rcpt", max_recipients, Order.LIMITS),
+    Check("recipient_refusal_limit", "rcpt", recipient_refusal_limit, Order.LIMITS),
     Check("recipient_characters", "rcpt", recipient_characters, Order.SYNTAX),
     Check("recipient_routing", "rcpt", recipient_routing, Order.SYNTAX),
     Check("relay_access", "rcpt", relay_access, Order.RELAY),

@@ -124,6 +124,7 @@ class Context:
     command_known: bool = True          # False for a verb the server does not implement
     command_counts: collections.Counter = field(default_factory=collections.Counter)  # "*": unknown
     auth_failures: int = 0              # failed (or refused) AUTH commands this session
+    refused_recipients: int = 0         # RCPT commands refused this session
     helo: str = ""
     # transaction
     sender: str = ""

@@ -534,6 +534,7 @@ class Handler:
         ctx.recipient = address
         verdict = await self.decide(server, "rcpt", "RCPT")
         if verdict is not None:
+            ctx.refused_recipients += 1
             server.close_after_reply(verdict)
             return verdict.reply
         envelope.rcpt_tos.append(address)

@@ -43,10 +43,13 @@ def box(make_box, sink):
 
 def test_every_open_relay_address_form_is_refused(box, sink):
     accepted = []
-    with smtplib.SMTP(box.host, box.smtp_port, timeout=10, source_address=(UNTRUSTED, 0),
-                      local_hostname="client.test") as client:
-        assert client.ehlo("nmap.scanme.test")[0] == 250
-        for sender in SENDERS:
+    # A session per sender: a session ends after 20 refused recipients
+    # (recipient_refusal_limit), and each sender tries fewer forms than that.
+    assert len(RELAY_FORMS) < 20
+    for sender in SENDERS:
+        with smtplib.SMTP(box.host, box.smtp_port, timeout=10, source_address=(UNTRUSTED, 0),
+                          local_hostname="client.test") as client:
+            assert client.ehlo("nmap.scanme.test")[0] == 250
             for recipient in RELAY_FORMS:
                 assert client.docmd(f"MAIL FROM:<{sender}>")[0] == 250
                 code, reply = client.docmd(f"RCPT TO:<{recipient}>")
@@ -164,3 +167,23 @@ def test_duplicates_are_delivered_twice_when_the_check_is_off(make_box, sink):
         with smtplib.SMTP(box.host, box.smtp_port, timeout=10) as client:
             client.sendmail("staff@example.com", ["bob@example.com"], message)
     wait_until(lambda: sink.count() == 2, what="both copies")
+
+
+def test_a_session_guessing_recipients_is_closed_after_20_refusals(box):
+    with smtplib.SMTP(box.host, box.smtp_port, timeout=10, source_address=(UNTRUSTED, 0),
+                      local_hostname="client.test") as client:
+        client.ehlo("guesser.test")
+        assert client.docmd("MAIL FROM:<a@outside.test>")[0] == 250
+        codes = [client.docmd(f"RCPT TO:<guess{n}@relay.test>")[0] for n in range(20)]
+        assert codes == [554] * 20
+        code, reply = client.docmd("RCPT TO:<guess20@relay.test>")
+        assert (code, reply[:5]) == (421, b"4.7.0"), reply
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.docmd("NOOP")
+    # A trusted client is not counted.
+    with smtplib.SMTP(box.host, box.smtp_port, timeout=10, local_hostname="lan.test") as client:
+        client.ehlo("lan.test")
+        assert client.docmd("MAIL FROM:<a@example.com>")[0] == 250
+        # A space is refused to everyone (recipient_characters).
+        codes = {client.docmd(f'RCPT TO:<"bad guess{n}"@example.com>')[0] for n in range(25)}
+        assert codes == {501}
