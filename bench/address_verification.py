@@ -159,11 +159,16 @@ def descendants(pid: int) -> list[int]:
 
 
 def process_name(pid: int) -> str:
+    """smtpd (`gatebox run` itself), qmgr (its child), or the command line."""
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        return " ".join(a.decode(errors="replace") for a in argv if a)[:120]
+        argv = [a.decode(errors="replace")
+                for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
     except OSError:
-        return "?"
+        return f"pid {pid}"
+    for role, word in (("qmgr", "qmgr"), ("smtpd", "run")):
+        if word in argv:
+            return f"{role} {pid}"
+    return f"{' '.join(argv)[:100]} {pid}"
 
 
 def status_kib(pid: int, field: str) -> int | None:
@@ -208,8 +213,7 @@ def reset_peak_rss(pids: list[int]):
 
 
 def peak_rss(pids: list[int]) -> dict:
-    rows = {str(pid): {"process": process_name(pid), "vmhwm_kib": status_kib(pid, "VmHWM")}
-            for pid in pids}
+    rows = {process_name(pid): {"vmhwm_kib": status_kib(pid, "VmHWM")} for pid in pids}
     total = sum(r["vmhwm_kib"] or 0 for r in rows.values())
     return {"processes": rows, "total_kib": total}
 
@@ -543,6 +547,8 @@ def main(argv=None) -> int:
             result["invalid"] = problems
             print("INVALID run: " + "; ".join(problems), file=sys.stderr)
         result["summary"] = summarize(result["rounds"])
+        if problems:
+            result["summary"]["goal_met"] = None
         result["status"] = "invalid" if problems else "incomplete" if failed else "ok"
         exit_code = 1 if problems or failed else 0
     except (BenchError, OSError, RuntimeError, TimeoutError, subprocess.SubprocessError) as error:
@@ -585,8 +591,9 @@ def main(argv=None) -> int:
                   f"{cpu if cpu is not None else 'n/a'} ms/msg "
                   f"({s['rounds_complete']}/{args.rounds} rounds complete)")
         if "ratio_on_off" in summary:
-            print(f"ratio on/off: {summary['ratio_on_off']:.3f} (goal >= 0.8: "
-                  f"{'met' if summary['goal_met'] else 'NOT met'})")
+            verdict = ("INVALID run, the checks did not all run" if result.get("invalid") else
+                       "met" if summary["goal_met"] else "NOT met")
+            print(f"ratio on/off: {summary['ratio_on_off']:.3f} (goal >= 0.8: {verdict})")
         if "cpu_ratio_off_on" in summary:
             print(f"CPU per message, off/on: {summary['cpu_ratio_off_on']:.3f}")
     print(f"result: {args.output}")

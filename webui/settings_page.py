@@ -11,9 +11,11 @@ from firmware.plugins import installed_softpaks, setting_softpak
 from . import context, settings_form
 
 
-def settings_view(menu: str, intro: str = "", template: str = "settings.html", **extra):
+def settings_view(menu: str, intro: str = "", template: str = "settings.html", apply: bool = True,
+                  **extra):
+    """apply=False: only show the form (a page whose other forms post elsewhere)."""
     store = context.store()
-    posted = request.method == "POST"
+    posted = apply and request.method == "POST"
     form, infos = settings_form.build(menu, store, request.form if posted else None)
     if posted and form.validate():
         changes = settings_form.apply(form, infos, store, context.actor())

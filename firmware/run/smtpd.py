@@ -13,7 +13,7 @@ from firmware.mail import extensions
 from firmware.mail.queue import Spool
 from firmware.mail.smtpd import Gateway
 from firmware.mail.stats import MailStats
-from firmware.mail.verify import ldap_sync
+from firmware.mail.verify import cache as verify_cache, ldap_sync
 from firmware.system import tls
 
 from .process import on_stop_signals, stop_tasks, use_many_threads
@@ -68,7 +68,8 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     on_stop_signals(loop, stop)
     tasks = [loop.create_task(watcher.watch()), loop.create_task(stats.run()),
              loop.create_task(qmgr.supervise()),
-             loop.create_task(ldap_sync.keep_synced(store, lambda: watcher.current, stop))]
+             loop.create_task(ldap_sync.keep_synced(store, lambda: watcher.current, stop)),
+             loop.create_task(verify_cache.keep_pruned(store, stop))]
     if ready is not None:
         ready(ports)
     await stop.wait()

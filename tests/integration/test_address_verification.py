@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import smtplib
 import sqlite3
+import time
 
 import pytest
 
 from tests.support.box import wait_until_idle
-from tests.support.callout_servers import UserListHandler, UserListServer, free_port_25_address
+from tests.support.callout_servers import (MisbehavingServer, UserListHandler, UserListServer,
+                                           free_port_25_address)
 from tests.support.dnsmasq import DnsServer
 from tests.support.net import free_port, wait_until
 from tests.support.slapd import LdapServer
@@ -121,6 +123,26 @@ def test_lan_server_down_and_nothing_cached_defers(make_box):
     [_, rcpt] = dialogue(box, "someone@outside.test", ["jane@example.com"])
     assert rcpt[0] == 450 and rcpt[1].startswith("4.4.1"), rcpt
     assert queue_is_empty(box)
+
+
+def test_a_lan_server_that_never_answers_defers_within_the_time_limit(make_box):
+    tarpit = MisbehavingServer("silent").start()
+    try:
+        box = relay_box(make_box, f"{tarpit.host}:{tarpit.port}",
+                        **{"email.verify_recipient_smtp": "on"}).start()
+        started = time.monotonic()
+        [_, rcpt] = dialogue(box, "someone@outside.test", ["jane@example.com"])
+        first = time.monotonic() - started
+        assert rcpt[0] == 450 and rcpt[1].startswith("4.4.1"), rcpt
+        assert first < 25, first   # the probe's own limit, not the check's 30 s
+        # Known to be down: the next recipient is deferred at once, without asking.
+        asked = tarpit.accepted
+        started = time.monotonic()
+        [_, rcpt] = dialogue(box, "someone@outside.test", ["bob@example.com"])
+        assert rcpt[0] == 450 and "could not be reached a moment ago" in rcpt[1], rcpt
+        assert tarpit.accepted == asked
+    finally:
+        tarpit.stop()
 
 
 def test_catch_all_lan_server_stops_deciding(make_box):

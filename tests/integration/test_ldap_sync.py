@@ -74,7 +74,15 @@ def test_the_base_dn_limits_the_search(store, open_directory):
         admin.add("ou=elsewhere,dc=example,dc=com", ["organizationalUnit"])
     settings["email.ldap_domain"] = "ou=elsewhere,dc=example,dc=com"
     result = ldap_sync.sync(store, settings)
-    assert (result.error, result.count, listed(store)) == ("", 0, [])
+    # Nothing under that base: taken as a mistake, never as "nobody exists",
+    # so the list read before stays and keeps deciding.
+    assert "no addresses" in result.error and result.count == 4
+    assert len(listed(store)) == 4
+    with open_directory.admin() as admin:
+        admin.add("uid=dan,ou=elsewhere,dc=example,dc=com", ["inetOrgPerson"],
+                  {"cn": "Dan", "sn": "Dan", "mail": "dan@example.com"})
+    result = ldap_sync.sync(store, settings)
+    assert (result.error, result.count, listed(store)) == ("", 1, ["dan@example.com"])
 
 
 def test_a_bound_sync_with_the_right_password_reads_the_list(store, closed_directory):

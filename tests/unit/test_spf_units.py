@@ -17,6 +17,15 @@ from firmware.mail.resolver import NXDOMAIN, DnsFailure, NoAnswer
 from firmware.mail.verify import spf_check
 from firmware.mail.verify.spf_check import SpfOutcome, check, own_mx_addresses
 
+
+
+@pytest.fixture(autouse=True)
+def fresh_results():
+    """Each test asks its own records: no result kept from another test."""
+    spf_check.forget_results()
+    yield
+    spf_check.forget_results()
+
 SETTINGS = {"dns.nameservers": "192.0.2.53", "dns.port": 53, "email.domain": "*"}
 
 
@@ -222,3 +231,21 @@ def test_no_domain_of_our_own_means_no_mx_hosts():
             raise AssertionError("a * domain needs no lookup")
 
     assert asyncio.run(own_mx_addresses(SETTINGS, NoDns())) == frozenset()
+
+
+def test_a_result_is_reused_for_the_same_client_sender_and_helo(monkeypatch):
+    asked = []
+    real = spf_check._evaluate
+
+    def counting(*args):
+        asked.append(args[:3])
+        return real(*args)
+    monkeypatch.setattr(spf_check, "_evaluate", counting)
+    resolver = ZoneResolver({("pass.test", "TXT"): ['"v=spf1 ip4:192.0.2.0/24 -all"']})
+    for _ in range(3):
+        assert run(resolver, "192.0.2.7", "a@pass.test", "h.test").result == "pass"
+    assert len(asked) == 1
+    # Another client, or another sender, is asked anew.
+    assert run(resolver, "198.51.100.8", "a@pass.test", "h.test").result == "fail"
+    assert run(resolver, "192.0.2.7", "b@pass.test", "h.test").result == "pass"
+    assert len(asked) == 3

@@ -163,3 +163,18 @@ def test_help_page_explains_the_options_and_names_the_caveats(client):
                   "Email Addresses on Internal Server", "Send unaddressable mail",
                   "Update Now"):
         assert label in text, label
+
+
+def test_test_box_answers_and_leaves_the_settings_alone(client):
+    # The Test form posts only an address: it must not be taken for an Apply
+    # of the settings form above it, whose unposted checkboxes read as off.
+    _with_store(client, lambda s: s.set_many({"email.internal_addresses": "jane@example.com",
+                                              "email.spf": "on"}, actor="test"))
+    response = client.post(f"{PAGE}/test", data={"csrf_token": csrf_token(client, PAGE),
+                                                 "address": "nobody@example.com"})
+    assert response.status_code == 200, response.headers.get("Location")
+    html = response.get_data(as_text=True)
+    row = re.search(r'<tr data-check="verify_recipient">(.*?)</tr>', html, re.S).group(1)
+    assert "550 5.1.1" in row
+    assert _with_store(client, lambda s: s.get("email.spf")) is True
+    assert _with_store(client, lambda s: s.get("email.internal_addresses")) == "jane@example.com"

@@ -45,10 +45,11 @@ def _catch_alls(store) -> list[str]:
     return [row["address"].replace("/", " for ") for row in rows]
 
 
-def _page(test_form=None, answers=None, test_error=""):
+def _page(test_form=None, answers=None, test_error="", apply=False):
     store = context.store()
     return settings_view(
         schema.ADDRESS_VERIFICATION_MENU, intro=INTRO, template="address_verification.html",
+        apply=apply,
         results=stats.results_by_check(store, since=time.time() - DAY), ldap=ldap_sync.status(store), catch_alls=_catch_alls(store),
         test_form=test_form or TestForm(formdata=None), update_form=UpdateNowForm(formdata=None),
         answers=answers, test_error=test_error)
@@ -56,7 +57,7 @@ def _page(test_form=None, answers=None, test_error=""):
 
 @blueprint.route("/address-verification", methods=["GET", "POST"])
 def address_verification():
-    return _page()
+    return _page(apply=True)
 
 
 @blueprint.route("/address-verification/ldap-sync", methods=["POST"])

@@ -22,6 +22,8 @@ NEGATIVE_REFRESH = 3 * 3600.0
 KINDS = ("sender", "recipient", "catchall")
 STATUSES = ("accepted", "refused")
 MAX_REPLY = 300
+MAX_ROWS = 100_000        # about 40 MB of database at most
+PRUNE_SECONDS = 3600.0
 
 log = logging.getLogger("gatebox.verify")
 _refreshing: set = set()   # background refreshes of stale answers, kept alive here
@@ -83,14 +85,23 @@ class VerifyCache:
             else:
                 self.store.db.execute("DELETE FROM verify_cache WHERE kind = ?", [kind])
 
-    def prune(self):
-        """Drop what expired, so the table stays the size of the live answers."""
+    def prune(self, max_rows: int = MAX_ROWS) -> int:
+        """Drop what expired, then the oldest answers past max_rows (refusals
+        first: strangers make those), so the table stays bounded whatever
+        addresses strangers send. Returns how many rows went."""
         now = self.clock()
         with transaction(self.store.db):
-            self.store.db.execute(
+            gone = self.store.db.execute(
                 "DELETE FROM verify_cache WHERE (status = 'accepted' AND checked < ?) "
-                "OR (status != 'accepted' AND checked < ?)",
-                [now - POSITIVE_EXPIRE, now - NEGATIVE_EXPIRE])
+                "OR (status != 'accepted' AND checked < ?) OR checked > ?",
+                [now - POSITIVE_EXPIRE, now - NEGATIVE_EXPIRE, now + DAY]).rowcount
+            extra = self.store.db.execute("SELECT COUNT(*) FROM verify_cache").fetchone()[0] \
+                - max_rows
+            if extra > 0:
+                gone += self.store.db.execute(
+                    "DELETE FROM verify_cache WHERE rowid IN (SELECT rowid FROM verify_cache "
+                    "ORDER BY status = 'accepted', checked LIMIT ?)", [extra]).rowcount
+        return gone
 
     async def ask(self, kind: str, key: str, ask) -> tuple[str, str, bool]:
         """(status, reply, from cache) for one cached question: a fresh answer
@@ -108,10 +119,15 @@ class VerifyCache:
     async def _ask_and_keep(self, kind: str, key: str, ask):
         running = self._asking.get((kind, key))
         if running is None:
-            running = asyncio.ensure_future(ask())
+            # The answer is kept by the task itself, so one that arrives after
+            # the asking session gave up (its check's time ran out) still counts.
+            running = asyncio.ensure_future(self._ask_then_keep(kind, key, ask))
             self._asking[(kind, key)] = running
             running.add_done_callback(lambda _f: self._asking.pop((kind, key), None))
-        answer = await asyncio.shield(running)
+        return await asyncio.shield(running)
+
+    async def _ask_then_keep(self, kind: str, key: str, ask):
+        answer = await ask()
         if answer.status != "unreachable":
             self.put(kind, key, answer.status, answer.reply)
         return answer
@@ -123,3 +139,19 @@ def _keep(task: asyncio.Task):
     task.add_done_callback(_refreshing.discard)
     task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
         "refreshing a verification answer failed: %s", t.exception()))
+
+
+async def keep_pruned(store, stop_event: asyncio.Event, every: float = PRUNE_SECONDS):
+    """For the smtpd process: prune the cache now and every hour until stopped."""
+    cache = VerifyCache(store)
+    while not stop_event.is_set():
+        try:
+            gone = cache.prune()
+            if gone:
+                log.info("verification cache: %d old answers dropped", gone)
+        except Exception:
+            log.exception("could not prune the verification cache")
+        try:
+            await asyncio.wait_for(stop_event.wait(), every)
+        except asyncio.TimeoutError:
+            pass

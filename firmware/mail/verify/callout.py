@@ -152,13 +152,36 @@ class _HostFailed(Exception):
     other host decides either."""
 
 
+# Callouts under way in this process at most: strangers decide how many
+# addresses the box asks about, and neither the LAN server nor other sites'
+# servers may be hammered through it. Past the cap a question is not asked
+# (unreachable: the client is deferred and retries later).
+MAX_CONCURRENT = 8
+_running = 0
+
+
+def busy() -> bool:
+    return _running >= MAX_CONCURRENT
+
+
 async def callout(hosts: list[tuple[str, int]], recipient: str, *, helo: str,
                   budget: float = 20.0, per_host: float = 10.0) -> CalloutAnswer:
     """Ask each (address, port) in order whether it takes `recipient`, until
     one says yes (2xx) or no (5xx) to RCPT. The whole call takes at most
     `budget` seconds, each host at most `per_host`."""
+    global _running
     check_address(recipient)
     check_helo(helo)
+    if busy():
+        return CalloutAnswer(UNREACHABLE, f"{MAX_CONCURRENT} callouts are under way already")
+    _running += 1
+    try:
+        return await _callout(hosts, recipient, helo, budget, per_host)
+    finally:
+        _running -= 1
+
+
+async def _callout(hosts, recipient: str, helo: str, budget: float, per_host: float):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + budget
     reason, label = "no mail host to ask", ""
@@ -176,6 +199,12 @@ async def callout(hosts: list[tuple[str, int]], recipient: str, *, helo: str,
         status = ACCEPTED if reply.code < 300 else REFUSED
         return CalloutAnswer(status, reply.text, label)
     return CalloutAnswer(UNREACHABLE, safe_text(reason, REPLY_TEXT_LIMIT), label)
+
+
+def refuses_the_box(answer: CalloutAnswer) -> bool:
+    """A 5.7.x refusal (relay or policy) is about the box asking, not about
+    the address: it says nothing of whether the mailbox exists."""
+    return answer.status == REFUSED and answer.reply[4:8] == "5.7."
 
 
 async def accepts_anything(host: tuple[str, int], domain: str, *, helo: str,

@@ -13,10 +13,13 @@ own: none of these checks judges them. Each counts its results per kind
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 
 from firmware import plugins
+from firmware.config.types import split_host_port
 
 from .. import addresses, server_type
+from ..addresses import in_networks
 from ..headers import safe_text
 from ..mx import LookupFailed
 from ..policy import Check, Context, Order, reject, tempfail
@@ -28,7 +31,38 @@ from .cache import VerifyCache
 # Anti-Spam SoftPak's, so until it is licensed they only inform.
 SPF_SCORES = {"pass": -0.001, "softfail": 0.665, "neutral": 0.0, "none": 0.0, "permerror": 0.0}
 SPF_BUDGET = 10.0
+OWN_MX_BUDGET = 2.0
 CALLOUT_BUDGET = 30.0
+
+
+def _ip(text: str):
+    """An address comparable whatever its spelling (IPv6 forms, IPv4-mapped)."""
+    try:
+        address = ipaddress.ip_address(str(text).split("%")[0])
+    except ValueError:
+        return None
+    return getattr(address, "ipv4_mapped", None) or address
+
+
+def callout_targets(hosts, settings) -> list:
+    """The sender's MX hosts the box may ask: never one inside Trusted
+    Networks, the LAN server, the box itself or an address no one can
+    serve from, so that a sender's DNS cannot make the box probe the office's
+    own network (an MX record is the stranger's to write)."""
+    lan = settings["email.mail_server_address"]
+    lan_host = split_host_port(lan)[0].lower() if lan else ""
+    allowed = []
+    for address, port in hosts:
+        ip = _ip(address)
+        if ip is None or ip.is_unspecified or ip.is_multicast or ip.is_link_local \
+                or in_networks(str(ip), settings["email.trusted_networks"]) \
+                or str(ip) == lan_host:
+            continue
+        allowed.append((address, port))
+    return allowed
+
+
+REFUSES_THE_BOX = "its server refuses the box:"
 
 
 def _note(ctx: Context, symbol: str, detail: str = ""):
@@ -46,16 +80,19 @@ def spf():
         settings = ctx.settings
         if not settings["email.spf"]:
             return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SPF_BUDGET - 1
         if settings["email.spf_bypass"]:
             if ctx.may_relay:
                 ctx.count_result("spf", "bypassed")
                 return None
-            ours = await spf_check.own_mx_addresses(settings, ctx.resolver)
-            if ctx.client_ip in ours:
+            ours = await spf_check.own_mx_addresses(settings, ctx.resolver, OWN_MX_BUDGET)
+            client = _ip(ctx.client_ip)
+            if client is not None and client in {_ip(a) for a in ours}:
                 ctx.count_result("spf", "bypassed")
                 return None
         outcome = await spf_check.check(ctx.client_ip, ctx.sender, ctx.helo, settings,
-                                        ctx.resolver, budget=SPF_BUDGET - 1)
+                                        ctx.resolver, budget=max(1.0, deadline - loop.time()))
         ctx.count_result("spf", outcome.result)
         identity = ctx.sender or f"postmaster@{ctx.helo}"
         ctx.add_auth_result("spf", outcome.result, smtp_mailfrom=safe_text(identity, 200))
@@ -120,8 +157,15 @@ async def sender_callout_answer(cache: VerifyCache, settings, resolver, sender: 
             if error.permanent:
                 return callout.CalloutAnswer("refused", f"no mail server: {error}")
             return callout.CalloutAnswer("unreachable", str(error))
-        return await callout.callout(hosts, sender, helo=settings["system.hostname"],
-                                     budget=CALLOUT_BUDGET - 5)
+        allowed = callout_targets(hosts, settings)
+        if not allowed:
+            return callout.CalloutAnswer("unreachable", f"the mail hosts of {domain} are inside "
+                                                        "the office's network; not asked")
+        answer = await callout.callout(allowed, sender, helo=settings["system.hostname"],
+                                       budget=CALLOUT_BUDGET - 5)
+        if callout.refuses_the_box(answer):
+            return callout.CalloutAnswer("unreachable", f"{REFUSES_THE_BOX} {answer.reply}")
+        return answer
     return await cache.ask("sender", sender, ask)
 
 
@@ -136,8 +180,12 @@ def verify_sender_callout(cache: VerifyCache):
             return None
         status, reply, cached = await sender_callout_answer(cache, settings, ctx.resolver,
                                                             ctx.sender)
-        ctx.count_result("verify_sender_callout", status)
         shown = safe_text(ctx.sender)
+        if status == "unreachable" and reply.startswith(REFUSES_THE_BOX):
+            # Its server will not talk to us: that says nothing about the sender.
+            ctx.count_result("verify_sender_callout", "not checked")
+            return None
+        ctx.count_result("verify_sender_callout", status)
         if status == "refused":
             return reject("5.1.7", f"<{shown}>: Sender address rejected: its mail server says it "
                                    f"does not exist ({safe_text(reply, 120)})")
@@ -170,8 +218,9 @@ def verify_recipient(store, cache: VerifyCache):
             return reject("5.1.1", f"<{shown}>: Recipient address rejected: User unknown "
                                    "in the internal server's address list")
         if decision.outcome == "tempfail":
+            why = "; ".join(a.why for a in decision.answers if a.answer == recipients.CANNOT_TELL)
             return tempfail("4.4.1", f"<{shown}>: Recipient address rejected: cannot verify "
-                                     "it now (internal server not reachable), try again later")
+                                     f"it now ({safe_text(why, 150)}), try again later")
         if decision.outcome == "accept":
             _note(ctx, "RECIPIENT_VERIFIED")
         return None

@@ -34,6 +34,9 @@ MAY_BE_EMPTY = frozenset({"Bcc"})   # RFC 5322 3.6.3: "Bcc:" [address-list / CFW
 # The registry parser needs about 0.15 s for 32 KiB (a thousand addresses)
 # and four times that for twice the length.
 REGISTRY_MAX_CHARS = 32 * 1024
+# ... and this much over the whole message: past it the strict check alone
+# judges, so a message of many long headers costs a bounded time.
+REGISTRY_TOTAL_CHARS = 64 * 1024
 # Nested comments make both parsers recurse; nobody nests them this deep.
 MAX_COMMENT_DEPTH = 16
 
@@ -62,9 +65,10 @@ def invalid_header(message: bytes) -> str | None:
             return f"more than one {name}: header"
     if not values["From"]:
         return "From: header is missing"
+    left = [REGISTRY_TOTAL_CHARS]
     for name in ADDRESS_HEADERS:
         for raw in values[name]:
-            reason = _value_problem(name, raw)
+            reason = _value_problem(name, raw, left)
             if reason:
                 return reason
     return None
@@ -90,7 +94,8 @@ def _header_block(message: bytes) -> bytes:
     return message[:end.end()] if end else message
 
 
-def _value_problem(name: str, raw: str) -> str | None:
+def _value_problem(name: str, raw: str, left: list) -> str | None:
+    """left: [characters the registry parser may still read in this message]."""
     try:
         value = raw.encode("ascii", "surrogateescape").decode("utf-8")
     except UnicodeError:
@@ -102,7 +107,8 @@ def _value_problem(name: str, raw: str) -> str | None:
         return f"{name}: header contains control characters"
     try:
         _strict_addresses(value)
-        if len(value) <= REGISTRY_MAX_CHARS:
+        if len(value) <= min(REGISTRY_MAX_CHARS, left[0]):
+            left[0] -= len(value)
             _registry_defects(name, value)
     except _Invalid:
         return f"{name}: header is not a valid address list"

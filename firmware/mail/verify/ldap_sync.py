@@ -281,6 +281,13 @@ def sync(store, settings=None, timeout: float = 10.0) -> SyncStatus:
     except SyncFailed as failure:
         _record_failure(store, attempted, str(failure))
         return status(store)
+    if not found:
+        # A wrong base DN or rules that hide the mail attributes look like an
+        # empty directory; taken as the truth, every recipient would be refused.
+        _record_failure(store, attempted, "the directory answered with no addresses; the "
+                                          "previous list stays (check Domain and the login's "
+                                          "read rights)")
+        return status(store)
     note = (f"the directory holds more than {MAX_ADDRESSES} addresses; only "
             f"{MAX_ADDRESSES} were kept" if capped else "")
     with transaction(store.db):

@@ -15,6 +15,7 @@ sender retries and the box never accepts mail it would later bounce."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from firmware.config.types import split_host_port
@@ -24,7 +25,13 @@ from .cache import VerifyCache
 
 KNOWN, UNKNOWN, CANNOT_TELL, NOT_DECIDING = "known", "unknown", "cannot tell", "not deciding"
 SMTP_PORT = 25
-CALLOUT_BUDGET = 20.0
+# The probe and the callout each, well within the check's 30 s together.
+PROBE_BUDGET = 8.0
+CALLOUT_BUDGET = 8.0
+# A LAN server that did not answer is not asked again for this long: each
+# RCPT meanwhile is deferred at once instead of waiting out a timeout.
+UNREACHABLE_SECONDS = 60.0
+_unreachable: dict = {}   # "host:port" -> monotonic time until which it counts as down
 
 
 
@@ -81,6 +88,22 @@ def lan_server(settings) -> tuple[str, int] | None:
     return split_host_port(value, SMTP_PORT)
 
 
+def _forget_unreachable():
+    now = time.monotonic()
+    for where in [w for w, until in _unreachable.items() if until <= now]:
+        del _unreachable[where]
+
+
+def _meaningful(answer: callout.CalloutAnswer) -> callout.CalloutAnswer:
+    """A server that refuses the box itself (5.7.x) has said nothing about
+    the address: treated as not reached, so it is neither cached nor taken
+    for "user unknown"."""
+    if callout.refuses_the_box(answer):
+        return callout.CalloutAnswer("unreachable", f"refuses the box: {answer.reply}",
+                                     answer.host)
+    return answer
+
+
 async def smtp_answer(cache: VerifyCache, settings, address: str) -> SourceAnswer:
     server = lan_server(settings)
     if server is None:
@@ -88,24 +111,43 @@ async def smtp_answer(cache: VerifyCache, settings, address: str) -> SourceAnswe
     host, port = server
     where = f"{host}:{port}"
     if not callout.can_ask_about(address):
-        return SourceAnswer("smtp", NOT_DECIDING, "an address a callout cannot carry (non-ASCII)")
+        # Not "not deciding": mail the LAN server may refuse later must not be accepted.
+        return SourceAnswer("smtp", CANNOT_TELL, "a callout cannot ask about a non-ASCII address")
     helo = settings["system.hostname"]
     domain = address.rpartition("@")[2].lower()
-    # Once per server and domain: does it take any address at all?
-    probe_key = f"{where}/{domain}"
-    status, reply, _ = await cache.ask("catchall", probe_key, lambda: callout.accepts_anything(
-        (host, port), domain, helo=helo, budget=CALLOUT_BUDGET))
-    if status == "accepted":
+    probe_key, key = f"{where}/{domain}", f"{where}/{address}"
+    catch_all, _ = cache.get("catchall", probe_key)
+    if catch_all is not None and catch_all.status == "accepted":
         return SourceAnswer("smtp", NOT_DECIDING,
                             f"{where} accepts any address at {domain} (a catch-all)")
-    status, reply, cached = await cache.ask("recipient", f"{where}/{address}",
-                                         lambda: callout.callout([(host, port)], address,
-                                                                 helo=helo, budget=CALLOUT_BUDGET))
+    known, _ = cache.get("recipient", key)
+    if known is None:
+        _forget_unreachable()
+        if where in _unreachable:
+            return SourceAnswer("smtp", CANNOT_TELL, f"{where} could not be reached a moment ago")
+        if catch_all is None:
+            # Once per server and domain: does it take any address at all?
+            async def probe():
+                return _meaningful(await callout.accepts_anything(
+                    (host, port), domain, helo=helo, budget=PROBE_BUDGET))
+            status, reply, _ = await cache.ask("catchall", probe_key, probe)
+            if status == "unreachable":
+                _unreachable[where] = time.monotonic() + UNREACHABLE_SECONDS
+                return SourceAnswer("smtp", CANNOT_TELL, f"{where} cannot be reached: {reply}")
+            if status == "accepted":
+                return SourceAnswer("smtp", NOT_DECIDING,
+                                    f"{where} accepts any address at {domain} (a catch-all)")
+
+    async def ask():
+        return _meaningful(await callout.callout([(host, port)], address, helo=helo,
+                                                 budget=CALLOUT_BUDGET, per_host=CALLOUT_BUDGET))
+    status, reply, cached = await cache.ask("recipient", key, ask)
     source = "remembered answer of" if cached else "answer of"
     if status == "accepted":
         return SourceAnswer("smtp", KNOWN, f"{source} {where}: {reply}")
     if status == "refused":
         return SourceAnswer("smtp", UNKNOWN, f"{source} {where}: {reply}")
+    _unreachable[where] = time.monotonic() + UNREACHABLE_SECONDS
     return SourceAnswer("smtp", CANNOT_TELL, f"{where} cannot be reached: {reply}")
 
 

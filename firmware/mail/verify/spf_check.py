@@ -19,6 +19,7 @@ slow or failing DNS server is a temperror, never an exception."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import re
 import threading
@@ -101,21 +102,48 @@ spf.DNSLookup = _dns_lookup
 
 # ---- the check -------------------------------------------------------------------
 
+# Results for the same (client, sender, HELO) are reused this long: the
+# evaluation is pyspf in a worker thread with a hop to the resolver's loop
+# per lookup, the dearest part of a message's checks, and a sender's next
+# message usually comes from the same server. The whole sender is the key
+# because a record's macros may name its local part. Shorter than the TTL
+# of nearly every SPF record; temporary errors are never kept.
+RESULT_SECONDS = 300.0
+RESULT_ENTRIES = 10_000
+_results: collections.OrderedDict = collections.OrderedDict()
+
+
+def forget_results():
+    _results.clear()
+
+
 async def check(client_ip: str, sender: str, helo: str, settings, resolver: Resolver,
                 budget: float = 8.0) -> SpfOutcome:
     """The SPF result for mail from `sender` sent by `client_ip`, which said
     HELO `helo`. A null sender is checked as postmaster@helo (RFC 7208 2.4)."""
     sender = sender or f"postmaster@{helo}"
     domain = sender.rpartition("@")[2] if "@" in sender else sender
+    key = (client_ip, sender.lower(), helo.lower(), settings["dns.nameservers"],
+           settings["dns.port"])
+    kept = _results.get(key)
+    if kept is not None and kept[0] > _now():
+        _results.move_to_end(key)
+        return kept[1]
     lookup = _ResolverLookup(resolver, settings)
     try:
-        return await asyncio.wait_for(
+        outcome = await asyncio.wait_for(
             asyncio.to_thread(_evaluate, client_ip, sender, helo, domain, lookup,
                               budget * QUERYTIME_SHARE),
             budget)
     except asyncio.TimeoutError:
         return SpfOutcome("temperror", f"SPF check of {domain} took longer than {budget:g}s",
                           domain)
+    if outcome.result != "temperror":
+        _results[key] = (_now() + RESULT_SECONDS, outcome)
+        _results.move_to_end(key)
+        while len(_results) > RESULT_ENTRIES:
+            _results.popitem(last=False)
+    return outcome
 
 
 def _evaluate(client_ip: str, sender: str, helo: str, domain: str,
