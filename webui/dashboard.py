@@ -7,6 +7,8 @@ import time
 
 from flask import Blueprint, render_template
 
+from firmware import plugins
+from firmware.licensing import granted
 from firmware.mail import stats
 from firmware.mail.queue_index import QueueIndex
 from firmware.system import service_state
@@ -33,4 +35,19 @@ def index():
                            server_enabled=store.get("email.server_enabled"),
                            mail_state=service_state.read(store.data_dir, service_state.MAIL),
                            refusals=stats.refusals_by_check(store, since),
+                           notes=_notes(store),
                            results=stats.results_by_check(store, since))
+
+
+def _notes(store) -> list[str]:
+    """What needs the administrator: SoftPaks whose license lapsed, and the
+    active SoftPaks' own warnings."""
+    notes = []
+    active, manifests = store.active_softpaks(), plugins.installed_softpaks()
+    for softpak in sorted(set(granted(store)) & set(manifests) - active):
+        notes.append(f"The license of the {manifests[softpak].name} SoftPak has expired: what "
+                     "it stored is kept, but it does nothing until a license is active again "
+                     "(System > SoftPaks & Licenses).")
+    for batch in plugins.active_plugin_manager(store).hook.gatebox_dashboard_notes(store=store):
+        notes.extend(batch or ())
+    return notes

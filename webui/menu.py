@@ -49,7 +49,15 @@ def _softpak_entries(menu: str) -> tuple:
 
 
 def menu_tree() -> tuple:
-    return tuple(Menu(menu.label, menu.pages + _softpak_entries(menu.label)) for menu in _core_tree())
+    """The core's menus with the SoftPaks' entries joined in, then the menus a
+    SoftPak brings of its own (Anti-Spam), before System."""
+    core = _core_tree()
+    labels = {menu.label for menu in core}
+    own = list(dict.fromkeys(page["menu"].split(" > ")[0] for page in pages()
+                             if page["menu"].split(" > ")[0] not in labels))
+    joined = [Menu(menu.label, menu.pages + _softpak_entries(menu.label)) for menu in core]
+    extra = [Menu(label, _softpak_entries(label)) for label in own]
+    return tuple(joined[:-1] + extra + joined[-1:])
 
 
 def _core_tree() -> tuple:

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms import (BooleanField, PasswordField, SelectField, SelectMultipleField, StringField,
+                     TextAreaField)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from firmware.config import SettingError, declarations
@@ -91,6 +92,8 @@ def _field_for(setting, active_softpaks: set, data_choices: list | None = None):
                 text = f"{text} (needs the {needed_name(needed)} SoftPak)"
             choices.append(_Choice(value, text))
         return SelectField(label, choices=choices, validate_choice=False)
+    if getattr(kind, "multiline", False):
+        return TextAreaField(label, render_kw={"rows": 6, "spellcheck": "false"})
     if isinstance(kind, Days):
         return CheckboxList(label, choices=[_Choice(d, d.capitalize()) for d in DAYS],
                             validate_choice=False)

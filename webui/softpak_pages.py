@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import render_template, request
 
+from firmware.licensing import granted
 from firmware.plugins import installed_softpaks, softpak_menu_pages
 
 from . import context
@@ -42,7 +43,10 @@ def offer_page(softpak: str) -> str:
     endpoint = request.endpoint or ""
     page = next((p for p in pages() if p["softpak"] == softpak and p.get("endpoint")
                  and (endpoint == p["endpoint"] or endpoint.startswith(p["endpoint"] + "_"))), {})
+    # Granted but not active: the license has lapsed (what a lapse means is the SoftPak's to say).
+    expired = softpak in granted(context.store())
     return render_template("softpak_page.html", label=page.get("title", ""),
-                           purpose=page.get("purpose", ""),
+                           purpose=page.get("purpose", ""), expired=expired,
+                           lapsed=page.get("lapsed", ""),
                            manifest=installed_softpaks().get(softpak),
                            relay=context.store().get("email.server_type") == "relay")

@@ -343,6 +343,7 @@ class AddressPatterns:
     max_items: int = 5000
     rule: str = ("must be email addresses such as jane@example.com, or *@example.com, "
                  "one per line")
+    multiline = True    # a text area in the web form
 
     def parse(self, raw):
         items = [i for i in re.split(r"[\s,;]+", str(raw or "").lower()) if i]

@@ -141,6 +141,9 @@ class Context:
     symbols: list = field(default_factory=list)
     auth_results: list = field(default_factory=list)
     hold_reason: str = ""               # set when the message is to be held (quarantine)
+    # Set at each RCPT by the Anti-Spam lists when a whitelist entry matched
+    # this client, sender or recipient: the filtering layers after it skip.
+    whitelisted: bool = False
     stage: str = ""                     # the stage being evaluated
     # (check, result) -> times, for the per-result counters (e.g. spf=softfail);
     # smtpd hands them to the statistics after each stage.
@@ -176,6 +179,7 @@ class Context:
         self.message, self.data_size, self.longest_line = b"", 0, 0
         self.data_complete = True
         self.add_headers, self.hold_reason = [], ""
+        self.whitelisted = False
         self.symbols = [s for s in self.symbols if s.stage not in TRANSACTION_STAGES]
         self.auth_results = [a for a in self.auth_results if a.stage not in TRANSACTION_STAGES]
 

@@ -54,6 +54,11 @@ class SoftPakSpec:
         or None for settings this SoftPak does not fill."""
 
     @hookspec
+    def gatebox_dashboard_notes(self, store):
+        """Warnings for the dashboard (plain text, one per problem), e.g. a
+        DNS blocklist that is broken or refuses to answer the box."""
+
+    @hookspec
     def gatebox_routes(self, store):
         """Routing rules that turn a recipient into a destination (e.g. a local mailbox)."""
 

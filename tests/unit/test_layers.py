@@ -43,6 +43,8 @@ LAZY_IMPORTS = {
         "as above, for the queue manager child `gatebox qmgr`",
     ("softpaks.mailserver.hooks", "softpaks.mailserver.web"):
         "the pages bring Flask; only the web admin asks for them, not smtpd, qmgr or the CLI",
+    ("softpaks.antispam.hooks", "softpaks.antispam.web"):
+        "as for the Mail Server's pages: Flask only where the web admin asks",
     ("softpaks.mailserver.checkpassword", "firmware.config"):
         "Dovecot runs this per login: any failure, an import included, must answer "
         "111 (temporary failure), not a traceback that reads as a wrong password",
