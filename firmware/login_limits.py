@@ -174,6 +174,19 @@ class LoginLimiter:
                 store.audit(actor, f"unlock account {account}", "locked", "unlocked")
         return bool(lifted)
 
+    def unlock_client(self, store, address: str, actor: str) -> bool:
+        """Lift a client's lockout (an IPv4 address, or the /64 an IPv6 address
+        is in; every realm) and forget its failures. False when it was not locked."""
+        client, now = client_key(address), self.clock()
+        with transaction(store.db):
+            lifted = store.db.execute(
+                "DELETE FROM login_locks WHERE kind = 'client' AND key = ? AND until > ?",
+                [client, now]).rowcount
+            store.db.execute("DELETE FROM login_failures WHERE client = ?", [client])
+            if lifted:
+                store.audit(actor, f"unlock client {client}", "locked", "unlocked")
+        return bool(lifted)
+
     def locked_accounts(self, store) -> dict[str, Lockout]:
         now = self.clock()
         return {row[2]: Lockout(*row) for row in store.db.execute(

@@ -62,13 +62,16 @@ def user_locks(obj):
 
 @user.command("unlock")
 @click.argument("name")
+@click.option("--client", "is_client", is_flag=True,
+              help="NAME is a client address (an IPv6 address stands for its /64).")
 @click.pass_obj
-def user_unlock(obj, name):
-    """Lift the lockout of an account after failed logins."""
-    if login_limits.shared.unlock_account(obj.store, name, actor="cli"):
-        click.echo(f"unlocked {name}")
-    else:
-        click.echo(f"{name} was not locked")
+def user_unlock(obj, name, is_client):
+    """Lift the lockout of an account (or with --client, of a client) after failed logins."""
+    limiter = login_limits.shared
+    lifted = (limiter.unlock_client(obj.store, name, actor="cli") if is_client
+              else limiter.unlock_account(obj.store, name, actor="cli"))
+    shown = login_limits.client_key(name) if is_client else name
+    click.echo(f"unlocked {shown}" if lifted else f"{shown} was not locked")
 
 
 COMMANDS = [user]

@@ -73,6 +73,10 @@ def test_a_guessing_client_is_locked_out_others_are_not_and_a_restart_forgives_n
     smtp_box.start()
     assert auth_once(smtp_box, "127.0.0.2", "alice", RIGHT)[0] == 454
     assert "mail client 127.0.0.2" in smtp_box.cli("user", "locks").stdout
+    # An administrator lifts it by hand.
+    assert smtp_box.cli("user", "unlock", "--client", "127.0.0.2").stdout.strip() == \
+        "unlocked 127.0.0.2"
+    assert auth_once(smtp_box, "127.0.0.2", "alice", RIGHT)[0] == 235
 
 
 def test_an_account_guessed_from_many_clients_locks_until_unlocked(smtp_box):

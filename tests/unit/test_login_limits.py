@@ -202,3 +202,15 @@ def test_web_account_lock_is_shown_and_lifted_on_the_administrators_page(tmp_pat
     assert "admin" not in limiter.locked_accounts(store)
     store.close()
     assert sign_in(web_client(app, "203.0.113.9")).status_code == 302
+
+
+def test_an_administrator_lifts_a_client_lockout_by_hand(store, clock):
+    limiter = LoginLimiter(clock=clock)
+    for host in range(5):
+        attempt(limiter, store, f"2001:db8:0:1::{host + 1}")
+    assert attempt(limiter, store, "2001:db8:0:1::99", password=GOOD).outcome is Outcome.LOCKED
+    # Any address of the /64 names it; a second unlock finds nothing to lift.
+    assert limiter.unlock_client(store, "2001:db8:0:1::abcd", actor="test")
+    assert not limiter.unlock_client(store, "2001:db8:0:1::abcd", actor="test")
+    assert attempt(limiter, store, "2001:db8:0:1::99", password=GOOD).outcome is Outcome.OK
+    assert any(row["what"] == "unlock client 2001:db8:0:1::/64" for row in store.audit_log())
