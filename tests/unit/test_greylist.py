@@ -152,6 +152,23 @@ def test_a_pass_record_is_renewed_on_each_use_and_expires_unused(grey, store, cl
     assert attempt(grey).action == DEFER
 
 
+def test_a_recently_renewed_pass_is_answered_without_a_write(grey, store, clock):
+    attempt(grey)
+    clock.advance(INITIAL)
+    assert attempt(grey).action == PASS
+
+    def last_seen():
+        return store.db.execute("SELECT last_seen FROM greylist_triplets").fetchone()[0]
+    renewed = last_seen()
+    changes = store.db.conn.total_changes
+    clock.advance(greylist.RENEW_SECONDS / 2)
+    assert attempt(grey).action == PASS
+    assert (last_seen(), store.db.conn.total_changes) == (renewed, changes)
+    # Past the renewal interval it is written again.
+    clock.advance(greylist.RENEW_SECONDS)
+    assert attempt(grey).action == PASS and last_seen() == clock.now
+
+
 def test_prune_removes_only_what_expired(grey, store, clock):
     attempt(grey, recipient="old-pending@example.com")
     attempt(grey, recipient="passed@example.com")
