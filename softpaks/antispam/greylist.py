@@ -131,8 +131,13 @@ class Periods:
     def of(cls, settings) -> "Periods":
         """settings: a Snapshot or the Store (anything with [key] or .get(key))."""
         get = settings.get if hasattr(settings, "get") else settings.__getitem__
-        return cls(get(GREYLIST_INITIAL_MIN) * 60.0, get(GREYLIST_LIFETIME_MIN) * 60.0,
-                   get(GREYLIST_PASS_DAYS) * DAY, get(GREYLIST_AUTO_WHITELIST))
+        initial = get(GREYLIST_INITIAL_MIN) * 60.0
+        # A lifetime shorter than the initial period would defer every new
+        # sender forever: a retry always gets at least RETRY_WINDOW to pass.
+        lifetime = get(GREYLIST_LIFETIME_MIN) * 60.0
+        if lifetime <= initial:
+            lifetime = initial + RETRY_WINDOW
+        return cls(initial, lifetime, get(GREYLIST_PASS_DAYS) * DAY, get(GREYLIST_AUTO_WHITELIST))
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,13 @@ class Decision:
 
 # A passed record is renewed at most this often (its lifetime is in days).
 RENEW_SECONDS = 3600.0
+RETRY_WINDOW = 600.0
+# Pending triplets kept at most, per client network and in all: a stranger
+# sending to random addresses must neither grow the table without bound nor
+# push out the real senders still waiting out their period. Past a cap the
+# attempt is deferred without being recorded.
+PENDING_PER_NETWORK = 50
+PENDING_TOTAL = 200_000
 
 
 class Greylist:
@@ -190,6 +202,10 @@ class Greylist:
                     self._pass(db, key, now, periods)
                     return Decision(PASS, f"retried after {age:.0f}s")
             # New, forgotten (pending past its lifetime) or expired (passed too long ago).
+            if row is None:
+                full = _pending_full(db, key.network)
+                if full:
+                    return Decision(DEFER, full)
             db.execute("INSERT OR REPLACE INTO greylist_triplets(network, sender, recipient, "
                        "first_seen, last_seen, passed) VALUES (?, ?, ?, ?, ?, NULL)",
                        [key.network, key.sender, key.recipient, now, now])
@@ -271,6 +287,18 @@ class Greylist:
         if gone:
             log.info("greylist: %d expired records removed", gone)
         return gone
+
+
+def _pending_full(db, network: str) -> str:
+    """Why no new triplet may be recorded now, or ''."""
+    mine = db.execute("SELECT COUNT(*) FROM greylist_triplets WHERE network = ? AND passed IS NULL",
+                      [network]).fetchone()[0]
+    if mine >= PENDING_PER_NETWORK:
+        return f"{network} has {mine} triplets waiting already; not recorded"
+    total = db.execute("SELECT COUNT(*) FROM greylist_triplets WHERE passed IS NULL").fetchone()[0]
+    if total >= PENDING_TOTAL:
+        return f"{total} triplets are waiting already; not recorded"
+    return ""
 
 
 def _network_whitelisted(db, network: str, now: float, periods: Periods) -> bool:

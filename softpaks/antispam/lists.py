@@ -437,4 +437,6 @@ class ListsCheck:
 
 
 def policy_checks(store) -> list[Check]:
-    return [Check(CHECK_NAME, "rcpt", ListsCheck(store), order=Order.REPUTATION, asks_dns=True)]
+    # A broken list (a locked database) must not defer all inbound mail: skip.
+    return [Check(CHECK_NAME, "rcpt", ListsCheck(store), order=Order.REPUTATION, asks_dns=True,
+                  on_error="skip")]

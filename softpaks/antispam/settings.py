@@ -149,8 +149,9 @@ SETTINGS = [
     Setting(GREYLIST_AUTO_WHITELIST, Integer(0, 1000), 5, "Auto-Whitelist After (passed triplets)",
             GREYLIST_MENU, "A client network that has passed this many triplets skips the "
                            "greylist. 0 turns this off."),
-    Setting(GREYLIST_EXEMPT_SPF_FCRDNS, Bool(), True,
+    Setting(GREYLIST_EXEMPT_SPF_FCRDNS, Bool(), False,
             "Exempt Mail Whose SPF Passes From a Forward-Confirmed Client", GREYLIST_MENU,
             "The big providers' server pools are where greylisting delays real mail most; their "
-            "mail passes SPF from servers with forward-confirmed reverse DNS."),
+            "mail passes SPF from servers with forward-confirmed reverse DNS. Off by default: "
+            "spammers with their own SPF and reverse DNS pass too. Needs Enable SPF."),
 ]

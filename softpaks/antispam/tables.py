@@ -31,4 +31,10 @@ def _m2_greylist_network_seen(db):
     db.execute("ALTER TABLE greylist_networks ADD COLUMN last_seen REAL")
 
 
-MIGRATIONS = [(1, _m1_antispam), (2, _m2_greylist_network_seen)]
+def _m3_greylist_pending_index(db):
+    # The caps on pending triplets count them at each new attempt.
+    db.execute("CREATE INDEX IF NOT EXISTS greylist_pending ON greylist_triplets(network) "
+               "WHERE passed IS NULL")
+
+
+MIGRATIONS = [(1, _m1_antispam), (2, _m2_greylist_network_seen), (3, _m3_greylist_pending_index)]

@@ -357,7 +357,8 @@ def spf_context(store, client, resolver, spf_result="pass"):
 
 
 def test_spf_pass_from_a_forward_confirmed_client_is_exempt(on, clock, dns_server, resolver):
-    on.set_many({k: str(v) for k, v in dns_server.settings.items()})
+    on.set_many({**{k: str(v) for k, v in dns_server.settings.items()},
+                 "antispam.greylist_exempt_spf_fcrdns": "on"})
     check = greylist_check(on, clock)
     assert run(check, spf_context(on, "127.0.0.9", resolver)) is None
     assert on.db.execute("SELECT COUNT(*) FROM greylist_triplets").fetchone()[0] == 0
@@ -369,8 +370,14 @@ def test_spf_pass_from_a_forward_confirmed_client_is_exempt(on, clock, dns_serve
 @pytest.mark.parametrize("client", ["127.0.0.10", "127.0.0.12"])
 def test_spf_pass_without_forward_confirmed_dns_is_greylisted(on, clock, dns_server, resolver,
                                                               client):
-    on.set_many({k: str(v) for k, v in dns_server.settings.items()})
+    on.set_many({**{k: str(v) for k, v in dns_server.settings.items()},
+                 "antispam.greylist_exempt_spf_fcrdns": "on"})
     assert run(greylist_check(on, clock), spf_context(on, client, resolver)).code == 451
+
+
+def test_the_spf_exemption_is_off_unless_turned_on(on, clock, dns_server, resolver):
+    on.set_many({k: str(v) for k, v in dns_server.settings.items()})
+    assert run(greylist_check(on, clock), spf_context(on, "127.0.0.9", resolver)).code == 451
 
 
 def test_the_spf_exemption_can_be_turned_off(on, clock, dns_server, resolver):
@@ -386,3 +393,28 @@ def test_a_client_without_an_ip_address_is_left_alone(on, clock):
 def test_triplet_helper_normalises_all_three():
     assert triplet("::ffff:10.1.2.3", "<BTV1==abc==Jo@X.test>", "<Bob@Example.com>") == \
         greylist.Triplet("10.1.2.0/24", "jo@x.test", "bob@example.com")
+
+
+def test_one_network_cannot_fill_the_greylist_or_push_out_others(grey, store, clock, monkeypatch):
+    first = attempt(grey, client="198.51.100.9", sender="real@sender.test")
+    assert first.action == DEFER
+    for n in range(greylist.PENDING_PER_NETWORK + 10):
+        attempt(grey, client="192.0.2.7", recipient=f"guess{n}@example.com")
+    pending = dict(store.db.execute("SELECT network, COUNT(*) FROM greylist_triplets "
+                                    "WHERE passed IS NULL GROUP BY network").fetchall())
+    assert pending["192.0.2.0/24"] == greylist.PENDING_PER_NETWORK
+    over = attempt(grey, client="192.0.2.7", recipient="one-more@example.com")
+    assert over.action == DEFER and "not recorded" in over.reason
+    # The real sender's retry still passes.
+    clock.advance(INITIAL)
+    assert attempt(grey, client="198.51.100.9", sender="real@sender.test").action == PASS
+    # And the total cap holds across networks.
+    monkeypatch.setattr(greylist, "PENDING_TOTAL", pending["192.0.2.0/24"])
+    assert "not recorded" in attempt(grey, client="203.0.113.5").reason
+
+
+def test_a_lifetime_shorter_than_the_initial_period_still_lets_a_retry_pass(grey, store, clock):
+    store.set_many({"antispam.greylist_initial_min": "60", "antispam.greylist_lifetime_min": "10"})
+    attempt(grey)
+    clock.advance(61 * 60)
+    assert attempt(grey).action == PASS
