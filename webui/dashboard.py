@@ -29,7 +29,7 @@ def index():
         index.close()
     totals = {key: sum(row[key] for row in rows) for key in stats.FIELDS}
     since = time.time() - 86400
-    return render_template("dashboard.html", chart=chart.build(rows), totals=totals,
+    return render_template("dashboard.html", chart=chart.build(rows, stats.refusals_per_hour(store)), totals=totals,
                            counts=counts, queue_total=sum(counts.values()),
                            server_type=store.get("email.server_type"),
                            server_enabled=store.get("email.server_enabled"),

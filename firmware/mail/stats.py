@@ -101,3 +101,14 @@ def refusals_by_check(store, since: float = 0.0) -> dict:
     """{check: refusals} over the hours from `since` on."""
     return {name: count for name, count in sorted(check_counts(store, since).items())
             if "=" not in name}
+
+
+def refusals_per_hour(store, hours: int = 24, now: float | None = None) -> dict:
+    """{hour: {check: refusals}} over the last `hours` hours."""
+    end = hour_of(time.time() if now is None else now)
+    found: dict = {}
+    for row in store.db.query("SELECT hour, name, count FROM check_stats WHERE hour >= ? AND "
+                              "hour <= ? AND name NOT LIKE '%=%'",
+                              [end - (hours - 1) * 3600, end]):
+        found.setdefault(row["hour"], {})[row["name"]] = row["count"]
+    return found

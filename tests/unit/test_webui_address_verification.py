@@ -178,3 +178,16 @@ def test_test_box_answers_and_leaves_the_settings_alone(client):
     assert "550 5.1.1" in row
     assert _with_store(client, lambda s: s.get("email.spf")) is True
     assert _with_store(client, lambda s: s.get("email.internal_addresses")) == "jane@example.com"
+
+
+def test_the_chart_stacks_the_rejected_bar_by_the_check_that_refused(client):
+    checks = [("dnsbl", 3), ("relay_access", 2)] + [(f"check_{n}", 1) for n in range(5)]
+    _count_results(client, checks)
+    html = client.get("/").get_data(as_text=True)
+    chart = html.split('<svg class="chart"', 1)[1].split("</svg>", 1)[0]
+    titles = re.findall(r"<title>\d\d:00: (\d+) rejected by ([^<]+)</title>", chart)
+    # The five biggest have their own segment; the other two share one.
+    assert ("3", "dnsbl") in titles and ("2", "relay_access") in titles
+    assert ("2", "other checks") in titles and len(titles) == 6
+    legend = html.split('class="legend"', 1)[1].split("</p>", 1)[0]
+    assert "Rejected by dnsbl" in legend and "Rejected by other checks" in legend
