@@ -25,6 +25,7 @@ dashboard and `Test Now` in another process see what smtpd found."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import time
@@ -88,8 +89,14 @@ class ZoneHealth:
 
 def zones(settings) -> list[Zone]:
     """The configured zones, in their order."""
+    return list(_zones(str(settings[DNSBL] or "")))
+
+
+@functools.lru_cache(maxsize=8)
+def _zones(raw: str) -> tuple:
+    """Parsed once per value of the setting, not for every recipient."""
     found = []
-    for line in str(settings[DNSBL] or "").splitlines():
+    for line in raw.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -99,7 +106,7 @@ def zones(settings) -> list[Zone]:
         except ValueError as error:
             # The setting's type refuses such lines; one written around it is skipped.
             log.warning("warning: dnsbl: ignoring zone line %r: %s", line[:80], error)
-    return found
+    return tuple(found)
 
 
 def _ip(text: str):
