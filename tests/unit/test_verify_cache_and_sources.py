@@ -135,3 +135,18 @@ def test_address_list_and_ldap_server_values(store):
     for bad in ("http://dc1", "dc1:99999", "dc 1", "ldap://"):
         with pytest.raises(SettingError, match="LDAP|host name"):
             store.set("email.ldap_server", bad)
+
+
+def test_answers_are_kept_in_memory_and_forget_reaches_every_process(store):
+    cache = VerifyCache(store)
+    cache.put("recipient", "x@example.com", "accepted", "250 ok")
+    # Read back without the table: the row is gone, the answer is still in memory.
+    store.db.execute("DELETE FROM verify_cache")
+    assert cache.get("recipient", "x@example.com")[0].status == "accepted"
+    # A fresh cache (a new policy chain) reads the table, which no longer has it.
+    assert VerifyCache(store).get("recipient", "x@example.com") == (None, True)
+    generation = store.generation()
+    cache.forget()
+    assert cache.get("recipient", "x@example.com") == (None, True)
+    # Forget moves the settings generation, so running services build a new chain and cache.
+    assert store.generation() > generation

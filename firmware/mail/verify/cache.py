@@ -8,6 +8,7 @@ Unreachable servers are never cached: that is a temporary state."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ KINDS = ("sender", "recipient", "catchall")
 STATUSES = ("accepted", "refused")
 MAX_REPLY = 300
 MAX_ROWS = 100_000        # about 40 MB of database at most
+MEMORY_ENTRIES = 10_000   # answers also kept in memory by each process
 PRUNE_SECONDS = 3600.0
 
 log = logging.getLogger("gatebox.verify")
@@ -46,44 +48,77 @@ def _times(status: str) -> tuple[float, float]:
 
 
 class VerifyCache:
-    def __init__(self, store, clock=time.time):
+    """One per policy chain: smtpd makes a new chain (and so a new cache
+    object) whenever the settings generation moves, which Forget and every
+    settings change do, so the answers it also keeps in memory (to spare a
+    SQLite read per RCPT) never outlive what the table says."""
+
+    def __init__(self, store, clock=time.time, memory_entries: int = MEMORY_ENTRIES):
         self.store = store
         self.clock = clock
         self._asking: dict = {}     # (kind, key) -> the callout under way
+        self._memory: collections.OrderedDict = collections.OrderedDict()
+        self._memory_entries = memory_entries
 
     def get(self, kind: str, address: str) -> tuple[Cached | None, bool]:
         """(answer or None when there is none or it expired, whether to ask again)."""
+        key = (kind, address.lower())
+        cached = self._memory.get(key)
+        if cached is None:
+            cached = self._read(*key)
+            if cached is not None:
+                self._remember(key, cached)
+        else:
+            self._memory.move_to_end(key)
+        if cached is None:
+            return None, True
+        expire, refresh = _times(cached.status)
+        age = self.clock() - cached.checked
+        if age < 0 or age >= expire:
+            self._memory.pop(key, None)
+            return None, True
+        return cached, age >= refresh
+
+    def _read(self, kind: str, address: str) -> Cached | None:
         row = next(iter(self.store.db.query(
             "SELECT status, reply, checked FROM verify_cache WHERE kind = ? AND address = ?",
-            [kind, address.lower()])), None)
+            [kind, address])), None)
         # The table is input like any other: a row this code did not write is ignored.
         if row is None or row["status"] not in STATUSES:
-            return None, True
+            return None
         try:
             checked = float(row["checked"])
         except (TypeError, ValueError):
-            return None, True
-        expire, refresh = _times(row["status"])
-        age = self.clock() - checked
-        if age < 0 or age >= expire:
-            return None, True
-        return Cached(row["status"], str(row["reply"])[:MAX_REPLY], checked), age >= refresh
+            return None
+        return Cached(row["status"], str(row["reply"])[:MAX_REPLY], checked)
+
+    def _remember(self, key, cached: Cached):
+        self._memory[key] = cached
+        self._memory.move_to_end(key)
+        while len(self._memory) > self._memory_entries:
+            self._memory.popitem(last=False)
 
     def put(self, kind: str, address: str, status: str, reply: str):
         if kind not in KINDS or status not in STATUSES:
             raise ValueError(f"cannot cache {kind}/{status}")
+        now = self.clock()
+        self._remember((kind, address.lower()), Cached(status, reply[:MAX_REPLY], now))
         with transaction(self.store.db):
             self.store.db.execute(
                 "INSERT OR REPLACE INTO verify_cache(kind, address, status, reply, checked) "
-                "VALUES (?, ?, ?, ?, ?)", [kind, address.lower(), status, reply[:MAX_REPLY],
-                                           self.clock()])
+                "VALUES (?, ?, ?, ?, ?)", [kind, address.lower(), status, reply[:MAX_REPLY], now])
 
     def forget(self, kind: str | None = None):
+        """Drop remembered answers, here and (through the settings generation,
+        which makes smtpd build its chain anew) in every running process."""
+        self._memory = collections.OrderedDict(
+            (key, value) for key, value in self._memory.items() if kind is not None and key[0] != kind)
         with transaction(self.store.db):
             if kind is None:
                 self.store.db.execute("DELETE FROM verify_cache")
             else:
                 self.store.db.execute("DELETE FROM verify_cache WHERE kind = ?", [kind])
+            self.store._bump_generation()
 
     def prune(self, max_rows: int = MAX_ROWS) -> int:
         """Drop what expired, then the oldest answers past max_rows (refusals

@@ -33,6 +33,7 @@ SPF_SCORES = {"pass": -0.001, "softfail": 0.665, "neutral": 0.0, "none": 0.0, "p
 SPF_BUDGET = 10.0
 OWN_MX_BUDGET = 2.0
 CALLOUT_BUDGET = 30.0
+INLINE_HEADER_BYTES = 16 * 1024
 
 
 def _ip(text: str):
@@ -125,8 +126,10 @@ def verify_sender_local(store, cache: VerifyCache):
                 or not is_local_domain(domain, settings)):
             return None
         shown = safe_text(ctx.sender)
-        exists = local_sender_exists(store, ctx.sender, settings)
-        if exists is None and server_type.in_effect(settings) == "relay":
+        relay = server_type.in_effect(settings) == "relay"
+        # In Relay mode no SoftPak keeps the mailboxes: spare the hook call.
+        exists = None if relay else local_sender_exists(store, ctx.sender, settings)
+        if exists is None and relay:
             decision = await recipients.decide(store, cache, settings, ctx.sender)
             exists = {"accept": True, "refuse": False}.get(decision.outcome)
             if decision.outcome == "tempfail":
@@ -230,8 +233,13 @@ def verify_recipient(store, cache: VerifyCache):
 async def deny_invalid_headers(ctx: Context):
     if not ctx.settings["email.deny_invalid_headers"] or ctx.may_relay:
         return None
-    # In a worker thread: a huge address header takes the parser a while.
-    problem = await asyncio.to_thread(header_syntax.invalid_header, ctx.message)
+    # A huge address header takes the parser a while: then in a worker
+    # thread. The usual few KiB cost less than handing them to one.
+    end = ctx.message.find(b"\r\n\r\n", 0, INLINE_HEADER_BYTES)
+    if 0 <= end:
+        problem = header_syntax.invalid_header(ctx.message)
+    else:
+        problem = await asyncio.to_thread(header_syntax.invalid_header, ctx.message)
     ctx.count_result("deny_invalid_headers", "invalid" if problem else "valid")
     if problem:
         return reject("5.6.0", f"Message refused: invalid header: {safe_text(problem, 150)}")
