@@ -38,7 +38,6 @@ reported, not asserted.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -406,6 +405,54 @@ def summarize(rounds: list[dict]) -> dict:
     return summary
 
 
+
+def stop_everything(name: str, box, started: list, workdir: Path, keep: bool, result: dict):
+    """Stop the box and every server started, in reverse, whatever fails;
+    remove the work directory unless asked to keep it."""
+    if box is not None:
+        try:
+            box.stop()
+        except Exception as error:  # keep stopping the rest
+            print(f"{name}: stopping gatebox: {error}", file=sys.stderr)
+    for server in reversed(started):
+        try:
+            server.stop()
+        except Exception as error:  # keep stopping the rest
+            print(f"{name}: stopping {server.__class__.__name__}: {error}", file=sys.stderr)
+    if keep:
+        result["workdir"] = str(workdir)
+        print(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def write_and_report(result: dict, args, mode_word: str, invalid_why: str):
+    """Write the JSON result and print the medians, the on/off ratio and its verdict."""
+    result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result["host"]["loadavg_end"] = os.getloadavg()
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    summary = result.get("summary", {})
+    if summary:
+        print()
+        for mode in ("on", "off"):
+            s = summary[mode]
+            rate = f"{s['rate_median']:.1f} msg/s" if s["rate_median"] else "n/a"
+            rss = (f"{s['peak_rss_total_kib_max'] / 1024:.1f} MiB"
+                   if s["peak_rss_total_kib_max"] else "n/a")
+            cpu = s["cpu_ms_per_message_median"]
+            print(f"{mode_word} {mode:3s}: median {rate}, peak RSS {rss}, gatebox CPU "
+                  f"{cpu if cpu is not None else 'n/a'} ms/msg "
+                  f"({s['rounds_complete']}/{args.rounds} rounds complete)")
+        if "ratio_on_off" in summary:
+            verdict = (f"INVALID run, {invalid_why}" if result.get("invalid") else
+                       "met" if summary["goal_met"] else "NOT met")
+            print(f"ratio on/off: {summary['ratio_on_off']:.3f} (goal >= 0.8: {verdict})")
+        if "cpu_ratio_off_on" in summary:
+            print(f"CPU per message, off/on: {summary['cpu_ratio_off_on']:.3f}")
+    print(f"result: {args.output}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if os.geteuid() != 0:
@@ -557,46 +604,9 @@ def main(argv=None) -> int:
         if box is not None:
             print(f"--- gatebox log tail ---\n{box.log_tail(20)}", file=sys.stderr)
     finally:
-        if box is not None:
-            try:
-                box.stop()
-            except Exception as error:  # keep stopping the rest
-                print(f"address_verification: stopping gatebox: {error}", file=sys.stderr)
-        for server in reversed(started):
-            try:
-                server.stop()
-            except Exception as error:  # keep stopping the rest
-                print(f"address_verification: stopping {server.__class__.__name__}: {error}",
-                      file=sys.stderr)
-        if args.keep:
-            result["workdir"] = str(workdir)
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        stop_everything("address_verification", box, started, workdir, args.keep, result)
 
-    result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    result["host"]["loadavg_end"] = os.getloadavg()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    summary = result.get("summary", {})
-    if summary:
-        print()
-        for mode in ("on", "off"):
-            s = summary[mode]
-            rate = f"{s['rate_median']:.1f} msg/s" if s["rate_median"] else "n/a"
-            rss = (f"{s['peak_rss_total_kib_max'] / 1024:.1f} MiB"
-                   if s["peak_rss_total_kib_max"] else "n/a")
-            cpu = s["cpu_ms_per_message_median"]
-            print(f"checks {mode:3s}: median {rate}, peak RSS {rss}, gatebox CPU "
-                  f"{cpu if cpu is not None else 'n/a'} ms/msg "
-                  f"({s['rounds_complete']}/{args.rounds} rounds complete)")
-        if "ratio_on_off" in summary:
-            verdict = ("INVALID run, the checks did not all run" if result.get("invalid") else
-                       "met" if summary["goal_met"] else "NOT met")
-            print(f"ratio on/off: {summary['ratio_on_off']:.3f} (goal >= 0.8: {verdict})")
-        if "cpu_ratio_off_on" in summary:
-            print(f"CPU per message, off/on: {summary['cpu_ratio_off_on']:.3f}")
-    print(f"result: {args.output}")
+    write_and_report(result, args, "checks", "the checks did not all run")
     return exit_code
 
 

@@ -44,11 +44,9 @@ asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -64,7 +62,8 @@ sys.path.insert(0, str(REPO))
 
 from address_verification import (  # noqa: E402
     OUTSIDE_SENDER, RECIPIENT, UNTRUSTED_ONLY, check_counts, cpu_seconds, descendants, drive,
-    own_cpu_seconds, peak_rss, process_name, reset_peak_rss, summarize,
+    own_cpu_seconds, peak_rss, process_name, reset_peak_rss, stop_everything, summarize,
+    write_and_report,
 )
 from relay_throughput import (  # noqa: E402
     BenchError, Gatebox, Sink, filesystem_of, free_port, gatebox_command,
@@ -345,46 +344,9 @@ def main(argv=None) -> int:
         if box is not None:
             print(f"--- gatebox log tail ---\n{box.log_tail(20)}", file=sys.stderr)
     finally:
-        if box is not None:
-            try:
-                box.stop()
-            except Exception as error:  # keep stopping the rest
-                print(f"policy_cost: stopping gatebox: {error}", file=sys.stderr)
-        for server in reversed(started):
-            try:
-                server.stop()
-            except Exception as error:  # keep stopping the rest
-                print(f"policy_cost: stopping {server.__class__.__name__}: {error}",
-                      file=sys.stderr)
-        if args.keep:
-            result["workdir"] = str(workdir)
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        stop_everything("policy_cost", box, started, workdir, args.keep, result)
 
-    result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    result["host"]["loadavg_end"] = os.getloadavg()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    summary = result.get("summary", {})
-    if summary:
-        print()
-        for mode in ("on", "off"):
-            s = summary[mode]
-            rate = f"{s['rate_median']:.1f} msg/s" if s["rate_median"] else "n/a"
-            rss = (f"{s['peak_rss_total_kib_max'] / 1024:.1f} MiB"
-                   if s["peak_rss_total_kib_max"] else "n/a")
-            cpu = s["cpu_ms_per_message_median"]
-            print(f"antispam {mode:3s}: median {rate}, peak RSS {rss}, gatebox CPU "
-                  f"{cpu if cpu is not None else 'n/a'} ms/msg "
-                  f"({s['rounds_complete']}/{args.rounds} rounds complete)")
-        if "ratio_on_off" in summary:
-            verdict = ("INVALID run, the layers did not all run" if result.get("invalid") else
-                       "met" if summary["goal_met"] else "NOT met")
-            print(f"ratio on/off: {summary['ratio_on_off']:.3f} (goal >= 0.8: {verdict})")
-        if "cpu_ratio_off_on" in summary:
-            print(f"CPU per message, off/on: {summary['cpu_ratio_off_on']:.3f}")
-    print(f"result: {args.output}")
+    write_and_report(result, args, "antispam", "the layers did not all run")
     return exit_code
 
 

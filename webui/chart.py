@@ -41,7 +41,7 @@ class Chart:
     left: int
 
 
-def _nice_top(peak: int) -> int:
+def nice_top(peak: int) -> int:
     """The smallest of 4, 10, 20, 50, 100, 200, 500 ... not below the peak."""
     if peak <= 4:
         return 4
@@ -89,7 +89,7 @@ def build(rows: list, rejected_by: dict | None = None) -> Chart:
     rejected_by = rejected_by or {}
     colors = _check_colors(rejected_by)
     peak = max([row[key] for row in rows for key, _, _ in SERIES] + [0])
-    top = _nice_top(peak)
+    top = nice_top(peak)
     plot_height = HEIGHT - BOTTOM - TOP
     slot = (WIDTH - LEFT) / max(len(rows), 1)
     bar_width = slot * 0.8 / len(SERIES)

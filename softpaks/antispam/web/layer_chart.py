@@ -4,7 +4,7 @@ so the page loads no chart library and nothing from elsewhere."""
 
 from __future__ import annotations
 
-from webui.chart import Bar, Chart
+from webui.chart import Bar, Chart, nice_top
 
 SERIES = (("passed", "Passed", "#2f855a"), ("deferred", "Deferred", "#b7791f"),
           ("rejected", "Rejected", "#c53030"))
@@ -12,24 +12,12 @@ WIDTH, HEIGHT = 720, 160
 LEFT, BOTTOM, TOP = 40, 24, 10
 
 
-def _scale_top(peak: int) -> int:
-    """The smallest of 4, 10, 20, 50, 100, 200, 500 ... not below the peak."""
-    if peak <= 4:
-        return 4
-    top = 10
-    while True:
-        for step in (1, 2, 5):
-            if top * step >= peak:
-                return top * step
-        top *= 10
-
-
 def build(buckets: list[dict], layer: str, label_every: int) -> Chart:
     """Bars for one layer over the buckets of layer_stats.hourly / daily; a
     bar only where something was counted."""
     values = [bucket["counts"][layer] for bucket in buckets]
     peak = max([found[key] for found in values for key, _, _ in SERIES] + [0])
-    top = _scale_top(peak)
+    top = nice_top(peak)
     plot_height = HEIGHT - BOTTOM - TOP
     slot = (WIDTH - LEFT) / max(len(buckets), 1)
     bar_width = slot * 0.8 / len(SERIES)
