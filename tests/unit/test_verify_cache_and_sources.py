@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from firmware.config import SettingError, Store
-from firmware.mail.verify import cache as cache_module, recipients
+from firmware.mail.verify import cache as cache_module, checks, recipients
 from firmware.mail.verify.cache import VerifyCache
 from firmware.mail.verify.callout import CalloutAnswer
 
@@ -150,3 +150,12 @@ def test_answers_are_kept_in_memory_and_forget_reaches_every_process(store):
     assert cache.get("recipient", "x@example.com") == (None, True)
     # Forget moves the settings generation, so running services build a new chain and cache.
     assert store.generation() > generation
+
+
+def test_a_senders_mx_inside_the_office_is_never_asked():
+    settings = {"email.trusted_networks": "10.0.0.0/8,127.0.0.1/32",
+                     "email.mail_server_address": "192.168.7.5:25"}
+    hosts = [("10.1.2.3", 25), ("127.0.0.1", 25), ("192.168.7.5", 25), ("0.0.0.0", 25),
+             ("224.0.0.1", 25), ("fe80::1", 25), ("::ffff:10.9.9.9", 25), ("203.0.113.9", 25),
+             ("not-an-address", 25)]
+    assert checks.callout_targets(hosts, settings) == [("203.0.113.9", 25)]
