@@ -73,6 +73,10 @@ def _core_tree() -> tuple:
                  "email-queue"),
             Page("Queue Settings", "Email Server: Messages in Queue: Settings",
                  "email_server.queue_settings", "email-queue-settings", depth=1),
+            Page("Quarantine", "Email Server: Quarantine", "email_server.quarantine",
+                 "email-quarantine"),
+            Page("Quarantine Settings", "Email Server: Quarantine: Settings",
+                 "email_server.quarantine_settings", "email-quarantine-settings", depth=1),
         )),
         Menu("Users & Groups", (
             # Groups (and the rest of this menu) come with the Mail Server SoftPak.

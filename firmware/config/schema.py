@@ -11,6 +11,7 @@ SETTINGS_MENU = "Email Server > Settings"
 ADVANCED_MENU = "Email Server > Settings > Advanced"
 SCHEDULING_MENU = "Email Server > Scheduling"
 QUEUE_MENU = "Email Server > Messages in Queue"
+QUARANTINE_MENU = "Email Server > Quarantine"
 ADDRESS_VERIFICATION_MENU = "Email Server > Address Verification"
 SYSTEM_MENU = "System > Network"
 # The Anti-Spam SoftPak's page; until it is installed no page shows these.
@@ -241,6 +242,9 @@ CORE_SETTINGS = [
             "immediately", "Sending", SCHEDULING_MENU),
 
     # Email Server > Messages in Queue
+    Setting("email.quarantine_days", Integer(1, 365), 30, "Keep Quarantined Messages (days)",
+            QUARANTINE_MENU,
+            "Messages held in the quarantine longer than this are deleted."),
     Setting("email.max_queue_lifetime_days", Integer(1, 60), 5, "Maximum Queue Lifetime (days)",
             QUEUE_MENU, "Undeliverable mail is returned to its sender after this long."),
     Setting("email.retry_minimum_seconds", Integer(1, 86400), 300, "First Retry After (seconds)",

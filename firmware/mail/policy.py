@@ -141,6 +141,11 @@ class Context:
     symbols: list = field(default_factory=list)
     auth_results: list = field(default_factory=list)
     hold_reason: str = ""               # set when the message is to be held (quarantine)
+    quarantine_kind: str = ""           # virus | spam, with hold_reason: see quarantine()
+    # async callable(Submission) -> queue id: how a check puts mail it writes
+    # itself (a virus notice) through the one way into the queue; None where
+    # there is no queue (the Test box).
+    submit: object = None
     # Set at each RCPT by the Anti-Spam lists when a whitelist entry matched
     # this client, sender or recipient: the filtering layers after it skip.
     whitelisted: bool = False
@@ -171,6 +176,12 @@ class Context:
         self.auth_results.append(entry)
         return entry
 
+    def quarantine(self, kind: str, reason: str):
+        """The message is to be held in the quarantine instead of queued; the
+        client still gets 250. The first check to ask decides the reason."""
+        if not self.quarantine_kind:
+            self.quarantine_kind, self.hold_reason = kind, reason
+
     def begin_transaction(self, settings):
         """MAIL FROM starts afresh; what connect and HELO found stays."""
         self.settings = settings
@@ -178,7 +189,7 @@ class Context:
         self.declared_size = None
         self.message, self.data_size, self.longest_line = b"", 0, 0
         self.data_complete = True
-        self.add_headers, self.hold_reason = [], ""
+        self.add_headers, self.hold_reason, self.quarantine_kind = [], "", ""
         self.whitelisted = False
         self.symbols = [s for s in self.symbols if s.stage not in TRANSACTION_STAGES]
         self.auth_results = [a for a in self.auth_results if a.stage not in TRANSACTION_STAGES]

@@ -6,10 +6,9 @@ first: reject (550 5.7.1), quarantine, tag. A threshold that is off (None,
 the default until the Anti-Spam SoftPak sets it) never applies, so with all
 three off every message is accepted as it came.
 
-Quarantine: there is no quarantine store yet (the Anti-Spam / Anti-Virus
-SoftPaks bring it). Until then a quarantined message is tagged as for "tag"
-and kept in the queue's hold state, with the reason as its last error, where
-the administrator can release or delete it (Email Server > Messages in Queue).
+Quarantine: the message is tagged as for "tag" and held in the quarantine
+store (firmware.mail.quarantine, Email Server > Quarantine), where the
+administrator can release or delete it.
 
 Every accepted message gets an RFC 8601 Authentication-Results field for the
 authentication checks that ran ("none" when none did) and one

@@ -32,6 +32,7 @@ from .addresses import in_networks
 from .checks import message_size_limit
 from .headers import safe_text, summary
 from .policy import Context, Policy, Verdict
+from .quarantine import Quarantine
 from .queue import Spool, out_of_space
 from .submit import Submission, submit_async
 
@@ -96,10 +97,12 @@ class Gateway:
 
     def __init__(self, *, watcher, spool: Spool, policy: Policy, tls_context,
                  on_enqueued=lambda qid: None, hostname: str | None = None, stats=None,
-                 dns: resolver.Resolver | None = None, limiter: LoginLimiter | None = None):
+                 dns: resolver.Resolver | None = None, limiter: LoginLimiter | None = None,
+                 quarantine: Quarantine | None = None):
         self.watcher = watcher
         self.limiter = limiter or shared_limiter
         self.spool = spool
+        self.quarantine = quarantine or Quarantine(spool.root.parent)
         self.policy = policy
         self.tls_context = tls_context
         self.on_enqueued = on_enqueued
@@ -130,6 +133,10 @@ class Gateway:
     @property
     def settings(self):
         return self.watcher.current
+
+    async def submit_generated(self, submission: Submission) -> str:
+        """Mail a check writes itself (a virus notice), queued like any other."""
+        return await submit_async(self.spool, submission, self.on_enqueued, self.settings)
 
     def protocol_factory(self, port_kind: str):
         def factory():
@@ -229,7 +236,8 @@ class GateboxSMTP(SMTP):
         trusted = in_networks(peer[0], settings["email.trusted_networks"])
         self.context = Context(settings=settings, client_ip=peer[0], local_ip=sock[0],
                                port_kind=self.port_kind, trusted=trusted,
-                               resolver=self.gateway.resolver)
+                               resolver=self.gateway.resolver,
+                               submit=self.gateway.submit_generated)
         # Trusted LAN clients may authenticate without TLS; everyone else needs it.
         self._auth_require_tls = not trusted
         self._counted_ip = peer[0]
@@ -567,7 +575,7 @@ class Handler:
             self.refused(server, verdict, "DATA")
             return verdict.reply
         if action.kind == scoring.QUARANTINE:
-            ctx.hold_reason = f"quarantined: {action.reason}"
+            ctx.quarantine("spam", action.reason)
         message = scoring.mark(message, action, ctx.symbols, ctx.auth_results, ctx.settings,
                                server.hostname)
         info = summary(message)
@@ -588,11 +596,14 @@ class Handler:
             origin="smtpd", direction="outbound" if ctx.may_relay else "inbound",
             client_address=ctx.client_ip, client_name="", helo=ctx.helo, auth_user=ctx.auth_user,
             received=now, body_8bit=not message.isascii(),
-            trace=lambda qid: _received_header(server, ctx, qid, recipients, now),
-            hold_reason=ctx.hold_reason)
+            trace=lambda qid: _received_header(server, ctx, qid, recipients, now))
         try:
-            qid = await submit_async(self.gateway.spool, submission, self.gateway.on_enqueued,
-                                     ctx.settings)
+            if ctx.quarantine_kind:
+                qid = await self.gateway.quarantine.put_async(
+                    submission, ctx.quarantine_kind, ctx.hold_reason, ctx.settings)
+            else:
+                qid = await submit_async(self.gateway.spool, submission,
+                                         self.gateway.on_enqueued, ctx.settings)
         except OSError as error:
             # Never 250 for what is not on disk; the client keeps the message.
             # Logged and counted like a check's refusal, under the name queue_write.

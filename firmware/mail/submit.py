@@ -25,7 +25,7 @@ from .queue import Envelope, Recipient, Spool, new_queue_id
 # Mail that arrived from elsewhere is queued as it came; what the box writes
 # itself gets the header fields RFC 5322 requires when they are missing.
 RECEIVED_ORIGINS = ("smtpd", "retrieval", "release")
-GENERATED_ORIGINS = ("bounce", "forward", "autoreply")
+GENERATED_ORIGINS = ("bounce", "forward", "autoreply", "notice")
 ORIGINS = RECEIVED_ORIGINS + GENERATED_ORIGINS
 
 
@@ -47,8 +47,8 @@ class Submission:
     note: str = ""
     # Trace fields that name the queue id (smtpd's Received), placed on top.
     trace: Callable[[str], bytes] | None = field(default=None, repr=False)
-    # Set: the message is queued in hold with this reason (quarantine by the
-    # scoring pass, until a quarantine store exists) and not announced.
+    # Set: the message is queued in hold with this reason and not announced
+    # (the quarantine store sets it to "KIND: reason" on its own spool).
     hold_reason: str = ""
 
     def __post_init__(self):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from firmware.config import Store
 from firmware.config.watch import Watcher
-from firmware.mail import extensions
+from firmware.mail import extensions, quarantine
 from firmware.mail.queue import Spool
 from firmware.mail.smtpd import Gateway
 from firmware.mail.stats import MailStats
@@ -31,6 +31,8 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     watcher = Watcher(store)
     spool = Spool(data_dir / "queue")
     spool.create()
+    if any(quarantine.Quarantine(data_dir).recover().values()):
+        log.info("quarantine recovery: partial files dropped")
     report = spool.drop_unfinished()
     if any(report.values()):
         log.info("queue recovery: %s", report)
@@ -69,7 +71,8 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     tasks = [loop.create_task(watcher.watch()), loop.create_task(stats.run()),
              loop.create_task(qmgr.supervise()),
              loop.create_task(ldap_sync.keep_synced(store, lambda: watcher.current, stop)),
-             loop.create_task(verify_cache.keep_pruned(store, stop))]
+             loop.create_task(verify_cache.keep_pruned(store, stop)),
+             loop.create_task(quarantine.keep_expired(data_dir, lambda: watcher.current, stop))]
     if ready is not None:
         ready(ports)
     await stop.wait()

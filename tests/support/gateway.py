@@ -17,6 +17,7 @@ from firmware.config.watch import Watcher
 from firmware.mail import stats as mail_stats
 from firmware.mail.checks import CORE_CHECKS
 from firmware.mail.policy import Policy
+from firmware.mail.quarantine import Quarantine
 from firmware.mail.queue import Spool
 from firmware.mail.resolver import Resolver
 from firmware.mail.smtpd import Gateway
@@ -127,6 +128,11 @@ class InProcessGateway:
             self.stats.flush()
             return mail_stats.check_counts(self.store)
         return self.call(read)
+
+    def quarantined(self) -> list[tuple]:
+        """[(quarantine Item, message bytes)] of what the quarantine holds."""
+        store = Quarantine(self.data_dir)
+        return [store.load(item.id) for item in store.items()]
 
     def queued(self, state: str = "incoming") -> list[tuple]:
         """[(envelope, message bytes)] of the messages in a queue state."""

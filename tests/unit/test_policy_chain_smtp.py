@@ -109,14 +109,16 @@ def test_the_tag_score_marks_subject_and_adds_spam_headers(gateway):
     assert "score=6.0 action=tag symbols=TEST_SCORE(6)" in gateway.log()
 
 
-def test_the_quarantine_score_holds_the_message_with_its_reason(gateway):
+def test_the_quarantine_score_puts_the_message_in_the_quarantine_with_its_reason(gateway):
     gateway.configure(**THRESHOLDS)
     send(gateway, score=12)
-    assert gateway.queued("incoming") == []
-    [(envelope, message)] = gateway.queued("hold")
-    assert envelope.last_error == "quarantined: spam score 12.0 >= 10.0 (quarantine score)"
-    assert envelope.subject == "[SPAM] hello" and header(message, "X-Spam-Flag") == "YES"
-    assert re.search(rf"{envelope.id}: from=<a@example.com>, .*\(queue hold: quarantined", gateway.log())
+    assert gateway.queued("incoming") == [] and gateway.queued("hold") == []
+    [(item, message)] = gateway.quarantined()
+    assert item.kind == "spam"
+    assert item.reason == "spam score 12.0 >= 10.0 (quarantine score)"
+    assert item.envelope.subject == "[SPAM] hello" and header(message, "X-Spam-Flag") == "YES"
+    assert re.search(rf"{item.id}: from=<a@example.com>, .*\(quarantine: spam: spam score",
+                     gateway.log())
 
 
 def test_the_reject_score_refuses_with_550(gateway):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from firmware.config import schema
 
 from ..settings_page import settings_view
-from . import address_verification, queue  # noqa: F401  (they register their routes)
+from . import address_verification, quarantine, queue  # noqa: F401  (they register their routes)
 from .blueprint import blueprint
 
 
