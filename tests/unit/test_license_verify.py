@@ -91,7 +91,7 @@ def test_key_granting_only_softpaks_this_firmware_lacks_is_refused(vendor, store
     text = vendor.issue(teleporter=None, jukebox="2027-12-31")
     error = _refused(store, text, UnknownSoftPak, "unknown SoftPak")
     assert "jukebox, teleporter are not part of this firmware" in str(error)
-    assert "installed: antispam, mailserver" in str(error)
+    assert "installed: antispam, antivirus, mailserver" in str(error)
 
 
 def test_grant_for_a_softpak_this_firmware_lacks_waits_for_one_that_has_it(
