@@ -4,7 +4,7 @@ label and menu path. The CLI, the web forms and the daemons all read this."""
 from __future__ import annotations
 
 from .types import (UNLIMITED, AddressList, AddressPatterns, AdminSources, Bool, Choice, Days,
-                    Domain, Email, HostPort, Integer, LdapServer, Networks, NotYet, Score, Secret,
+                    Domain, Email, HostPort, Integer, LdapServer, Networks, Score, Secret,
                     Setting, Text, TimeRange, TimeZone)
 
 SETTINGS_MENU = "Email Server > Settings"
@@ -26,14 +26,20 @@ SERVER_TYPES = (
     ("mailbag", "SMTP Mail-bagging"),
 )
 
-# The types the manuals describe that fetch mail from the ISP (by POP,
-# ETRN or finger); this firmware does not do that yet.
-NOT_YET_SERVER_TYPES = ("multidrop", "mirrored", "etrn", "mailbag")
-# What a box runs as when its database holds one of them (written by a
-# firmware that offered it): every one of them keeps the office's mailboxes
-# on the box, so Stand-Alone delivers the mail that does arrive by SMTP to
-# those mailboxes instead of leaving it waiting for a retrieval that never runs.
-NOT_YET_SERVER_TYPE_RUNS_AS = "standalone"
+# The types that fetch mail from the ISP mailbox (POP3 or IMAP), and those
+# that ask the ISP to deliver what it holds (ETRN, finger).
+RETRIEVING_SERVER_TYPES = ("multidrop", "mirrored")
+TRIGGERING_SERVER_TYPES = ("etrn", "mailbag")
+ISP_SERVER_TYPES = RETRIEVING_SERVER_TYPES + TRIGGERING_SERVER_TYPES
+ISP_PROTOCOLS = (("pop3", "POP3"), ("imap", "IMAP"))
+ISP_TLS = (("tls", "TLS from the first byte (POP3S 995, IMAPS 993)"),
+           ("starttls", "STARTTLS / STLS on the plain port"),
+           ("none", "None (the password crosses the Internet in clear)"))
+ENVELOPE_HEADERS = (("delivered-to", "Delivered-To"), ("x-original-to", "X-Original-To"),
+                    ("x-envelope-to", "X-Envelope-To"), ("envelope-to", "Envelope-To"),
+                    ("received", "Received: ... for <...> (single-recipient mail only)"),
+                    ("auto", "Auto-detect (a probe message through the ISP)"))
+ETRN_FORMS = (("domain", "ETRN yourdomain"), ("hash", "ETRN #yourdomain"))
 
 LDAP_REFRESH_INTERVALS = (
     ("15", "Every 15 minutes"),
@@ -77,13 +83,37 @@ CORE_SETTINGS = [
     # Email Server > Settings
     Setting("email.server_enabled", Bool(), True, "Server Enabled", SETTINGS_MENU,
             "Accept and deliver mail. When off, the SMTP ports answer 421."),
-    Setting("email.server_type", Choice(SERVER_TYPES, not_yet=NOT_YET_SERVER_TYPES,
-                                           runs_as=NOT_YET_SERVER_TYPE_RUNS_AS), "relay",
+    Setting("email.server_type", Choice(SERVER_TYPES), "relay",
             "Server Type", SETTINGS_MENU,
             "How the box handles mail. All types but Relay need the Mail Server SoftPak. "
-            "Multi-drop, Mirrored, Enhanced SMTP Turn Delivery and SMTP Mail-bagging are not in "
-            "this firmware yet.",
+            "Multi-drop and Mirrored fetch the office's mail from the ISP's mailbox; Enhanced "
+            "SMTP Turn Delivery and SMTP Mail-bagging ask the ISP to deliver what it holds, on "
+            "the Scheduling page's intervals.",
             requires={v: "mailserver" for v, _ in SERVER_TYPES if v != "relay"}),
+    Setting("email.isp_server", HostPort(), "", "ISP Mail Server", SETTINGS_MENU,
+            "The ISP's mail server (host or host:port): the POP3/IMAP server for Multi-drop and "
+            "Mirrored, the SMTP server for ETRN, the finger host for Mail-bagging.",
+            visible_when=_relay_only(*ISP_SERVER_TYPES)),
+    Setting("email.isp_protocol", Choice(ISP_PROTOCOLS), "pop3", "Protocol", SETTINGS_MENU,
+            visible_when=_relay_only(*RETRIEVING_SERVER_TYPES)),
+    Setting("email.isp_tls", Choice(ISP_TLS), "tls", "Connection Security", SETTINGS_MENU,
+            visible_when=_relay_only(*RETRIEVING_SERVER_TYPES)),
+    Setting("email.isp_tls_verify", Bool(), True, "Check the ISP's Certificate", SETTINGS_MENU,
+            "Off only for an ISP with a self-signed certificate: anyone on the path could then "
+            "read the password.", visible_when=_relay_only(*RETRIEVING_SERVER_TYPES)),
+    Setting("email.isp_login", Text(), "", "Login Name", SETTINGS_MENU,
+            "The ISP mailbox that holds all of the domain's mail (Multi-drop).",
+            visible_when=_relay_only("multidrop")),
+    Setting("email.isp_password", Secret(), "", "Password", SETTINGS_MENU,
+            visible_when=_relay_only("multidrop")),
+    Setting("email.envelope_header", Choice(ENVELOPE_HEADERS), "delivered-to", "Envelope Header",
+            SETTINGS_MENU,
+            "The header the ISP adds naming each message's envelope recipient. Only the one the "
+            "ISP added (the topmost) counts, never one further down that a sender could forge.",
+            visible_when=_relay_only("multidrop")),
+    Setting("email.etrn_form", Choice(ETRN_FORMS), "domain", "ETRN Request", SETTINGS_MENU,
+            "How the ISP wants the domain named in the ETRN command.",
+            visible_when=_relay_only("etrn")),
     Setting("email.domain", Domain(allow_star=True), "example.com", "Domain Name", SETTINGS_MENU,
             "The office's mail domain, e.g. mydomain.com; * matches every domain (relay mode only)."),
     Setting("email.trusted_networks", Networks(), "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
@@ -144,12 +174,10 @@ CORE_SETTINGS = [
             ADVANCED_MENU),
     Setting("email.timeout_termination_min", Integer(1, 60), 10, "Message Termination (minutes)",
             ADVANCED_MENU),
-    Setting("email.max_retrieve_per_session",
-            NotYet(Integer(1, 100000, unlimited=True), "Maximum messages to retrieve per session",
-                   keeps=UNLIMITED), UNLIMITED,
+    Setting("email.max_retrieve_per_session", Integer(1, 100000, unlimited=True), UNLIMITED,
             "Maximum messages to retrieve per session", ADVANCED_MENU,
-            "Multi-drop and mirrored systems only. Not in this firmware yet: the box does not "
-            "retrieve mail from the ISP, so it stays unlimited.",
+            "Multi-drop and mirrored systems only: at most this many messages per mailbox each "
+            "time the box fetches; the rest wait for the next time.",
             visible_when=_relay_only("multidrop", "mirrored")),
 
     # Email Server > Address Verification (the Mail Server SoftPak adds Send unaddressable mail)

@@ -13,7 +13,8 @@ administrator can release or delete it.
 Every accepted message gets an RFC 8601 Authentication-Results field for the
 authentication checks that ran ("none" when none did) and one
 X-Gatebox-Checks field listing the symbols and the total. Fields of those
-names that claim to be ours, and any X-Spam-* fields, are removed from what
+names that claim to be ours, and any X-Spam-* and X-Virus-Scanned fields
+(the Anti-Virus check's verdict), are removed from what
 the client sent, so a sender cannot forge them (RFC 8601 section 5)."""
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def _ours(hostname: str):
     ours = authserv_id(hostname).lower()
 
     def drop(name: str, value: str) -> bool:
-        if name.startswith("x-spam-") or name == CHECKS_FIELD.lower():
+        if name.startswith("x-spam-") or name in (CHECKS_FIELD.lower(), "x-virus-scanned"):
             return True
         if name == AUTH_RESULTS_FIELD.lower():
             return value.split(";", 1)[0].strip().lower() == ours

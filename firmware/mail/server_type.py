@@ -1,29 +1,32 @@
-"""The server type the mail stack runs as.
+"""The server type the mail stack runs as, and what each type implies.
 
-A database written by a firmware that offered Multi-drop, Mirrored, ETRN or
-Mail-bagging may still hold one of them. None of them is in this firmware,
-and each keeps the office's mailboxes on the box, so the box runs such a
-database as Stand-Alone (mail that arrives by SMTP reaches the mailboxes)
-and says so in the log, once per process, rather than leave mail waiting for
-a retrieval that never runs."""
+Relay hands local mail to the LAN server. Every other type keeps the
+office's mailboxes on the box (the Mail Server SoftPak); Multi-drop and
+Mirrored also fetch mail from the ISP's mailbox, ETRN and Mail-bagging ask
+the ISP to deliver what it holds for the domain (retrieval, in the Mail
+Server SoftPak)."""
 
 from __future__ import annotations
 
-import logging
+from firmware.config.schema import (ISP_SERVER_TYPES, RETRIEVING_SERVER_TYPES,
+                                    TRIGGERING_SERVER_TYPES)
 
-from firmware.config.schema import NOT_YET_SERVER_TYPE_RUNS_AS, NOT_YET_SERVER_TYPES
-
-log = logging.getLogger("gatebox.mail")
-_reported: set = set()
+MAILBOX_SERVER_TYPES = ("standalone",) + ISP_SERVER_TYPES
 
 
 def in_effect(settings) -> str:
-    stored = settings["email.server_type"]
-    if stored not in NOT_YET_SERVER_TYPES:
-        return stored
-    if stored not in _reported:
-        _reported.add(stored)
-        log.warning("email.server_type is '%s', which is not in this firmware yet; the box runs "
-                    "as '%s' (Email Server > Settings > Server Type)", stored,
-                    NOT_YET_SERVER_TYPE_RUNS_AS)
-    return NOT_YET_SERVER_TYPE_RUNS_AS
+    return settings["email.server_type"]
+
+
+def keeps_mailboxes(settings) -> bool:
+    return in_effect(settings) in MAILBOX_SERVER_TYPES
+
+
+def retrieves(settings) -> bool:
+    """Fetches from the ISP's mailbox (POP3/IMAP)."""
+    return in_effect(settings) in RETRIEVING_SERVER_TYPES
+
+
+def triggers(settings) -> bool:
+    """Asks the ISP to deliver (ETRN or finger)."""
+    return in_effect(settings) in TRIGGERING_SERVER_TYPES

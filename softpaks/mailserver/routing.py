@@ -1,8 +1,8 @@
-"""Stand-alone mode: mail for the local domains goes to the local delivery
-agent, and mail no user (with Email permission), alias, list or forwarder
-answers to is refused at RCPT time when Address Verification says Reject.
-In every other server type (Relay above all) these rules do not apply and
-the core routes decide."""
+"""The server types with mailboxes on the box (Stand-Alone, Multi-drop,
+Mirrored, ETRN, Mail-bagging): mail for the local domains goes to the local
+delivery agent, and mail no user (with Email permission), alias, list or
+forwarder answers to is refused at RCPT time when Address Verification says
+Reject. In Relay these rules do not apply and the core routes decide."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ LOCAL = Destination("local", "mailboxes", 0)
 
 
 def applies(settings) -> bool:
-    return server_type.in_effect(settings) == "standalone"
+    return server_type.keeps_mailboxes(settings)
 
 
 def is_local_address(address: str, settings) -> bool:

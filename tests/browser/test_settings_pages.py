@@ -93,10 +93,13 @@ def test_relay_only_fields_follow_server_type(signed_in, admin_box, licensed, sh
 
     licensed(admin_box.data, mailserver=None)
     page.goto(admin_box.web_url + "/email-server/settings")
-    # The types that fetch mail from the ISP are shown but are not in this firmware yet.
-    for later in ("multidrop", "mirrored", "etrn", "mailbag"):
-        expect(page.locator(f"#email__server_type option[value={later}]")).to_be_disabled()
-    expect(page.locator(".hint.not-yet")).to_contain_text("Not in this firmware yet: Multi-drop")
+    # The types that fetch from the ISP show the ISP's fields.
+    page.select_option("#email__server_type", "multidrop")
+    expect(page.locator("#email__isp_server")).to_be_visible()
+    expect(page.locator("#email__envelope_header")).to_be_visible()
+    page.select_option("#email__server_type", "etrn")
+    expect(page.locator("#email__etrn_form")).to_be_visible()
+    expect(page.locator("#email__isp_login")).to_be_hidden()
     page.select_option("#email__server_type", "standalone")
     expect(page.locator("#email__mail_server_address")).to_be_hidden()
     page.click("button[name=apply]")

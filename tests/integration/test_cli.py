@@ -54,10 +54,9 @@ def test_bad_values_exit_nonzero_naming_the_setting_and_rule(tmp_path):
         ("email.business_day", "17:00-08:00"): "email.business_day: must be a range of hours",
         ("email.server_type", "standalone"): "email.server_type: 'standalone' needs the Mail Server SoftPak",
         ("email.server_type", "exchange"): "email.server_type: must be one of standalone, relay",
-        ("email.server_type", "multidrop"): "email.server_type: 'Multi-drop' is not in this firmware yet",
-        ("email.max_retrieve_per_session", "10"):
-            "email.max_retrieve_per_session: 'Maximum messages to retrieve per session' is not in "
-            "this firmware yet",
+        ("email.server_type", "multidrop"): "email.server_type: 'multidrop' needs the Mail Server SoftPak",
+        ("email.max_retrieve_per_session", "lots"):
+            "email.max_retrieve_per_session: must be a whole number from 1 to 100000 or 'unlimited'",
         ("no.such.key", "1"): "no.such.key: no such setting",
     }
     for (key, value), message in cases.items():

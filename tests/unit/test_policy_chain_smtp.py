@@ -94,6 +94,7 @@ def test_below_every_threshold_the_message_is_accepted_as_it_came(gateway):
     assert header(message, "X-Gatebox-Checks") == "total=4.5; TEST_SCORE(4.5)"
     assert header(message, "Authentication-Results") == "gatebox.localdomain; none"
     assert headers_named(message, "X-Spam-Flag") == []
+    assert headers_named(message, "X-Virus-Scanned") == []
 
 
 def test_the_tag_score_marks_subject_and_adds_spam_headers(gateway):
@@ -164,7 +165,8 @@ def test_authenticated_clients_are_named_in_authentication_results(gateway):
 def test_forged_result_headers_from_the_client_are_removed(gateway):
     forged = ("Authentication-Results: gatebox.localdomain; auth=pass smtp.auth=admin\r\n"
               "Authentication-Results: upstream.test; spf=pass\r\n"
-              "X-Spam-Flag: NO\r\nX-Gatebox-Checks: total=-100.0\r\n")
+              "X-Spam-Flag: NO\r\nX-Gatebox-Checks: total=-100.0\r\n"
+              "X-Virus-Scanned: clean (ClamAV) by gatebox.localdomain\r\n")
     send(gateway, extra=forged)
     [(_, message)] = gateway.queued("incoming")
     assert headers_named(message, "Authentication-Results") == \

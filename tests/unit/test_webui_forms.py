@@ -1,7 +1,6 @@
 """Settings pages generated from the one declaration; validation, secrets,
 visibility by Server Type, CSRF."""
 
-import json
 import re
 
 import pytest
@@ -105,16 +104,6 @@ def test_secret_is_never_shown_and_empty_keeps_it(client):
     assert _stored(client, "email.relay_server_password") == "s3cret-relay"
 
 
-def _stored_by_older_firmware(client, key, value):
-    """Write a value the way a firmware that offered it did, past today's rules."""
-    store = Store(client.data_dir)
-    try:
-        store.db.execute("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) "
-                         "DO UPDATE SET value = excluded.value", [key, json.dumps(value)])
-    finally:
-        store.close()
-
-
 def test_relay_only_fields_hidden_in_other_modes(client, licensed):
     html = client.get("/email-server/settings").get_data(as_text=True)
     row = re.search(r'<div class="field[^"]*"\s+data-visible-when="email__server_type"[^>]*>', html).group(0)
@@ -128,39 +117,34 @@ def test_relay_only_fields_hidden_in_other_modes(client, licensed):
     assert "hidden" in row
 
 
-def test_server_types_not_in_this_firmware_are_shown_but_cannot_be_chosen(client, licensed):
+def test_the_isp_server_types_can_be_chosen_and_show_their_fields(client, licensed):
     licensed(client.data_dir, mailserver=None)
     path = "/email-server/settings"
     html = client.get(path).get_data(as_text=True)
-    for value, label in (("multidrop", "Multi-drop"), ("mirrored", "Mirrored"),
-                         ("etrn", "Enhanced SMTP Turn Delivery"), ("mailbag", "SMTP Mail-bagging")):
-        option = re.search(rf'<option[^>]*value="{value}"[^>]*>([^<]*)<', html)
-        assert option and "disabled" in option.group(0), value
-        assert option.group(1) == f"{label} (not in this firmware yet)"
-    assert "Not in this firmware yet: Multi-drop, Mirrored" in html
+    for value in ("multidrop", "mirrored", "etrn", "mailbag"):
+        option = re.search(rf'<option[^>]*value="{value}"[^>]*>', html).group(0)
+        assert "disabled" not in option, value
+    assert "not in this firmware yet" not in html
     response = client.post(path, data={"csrf_token": csrf_token(client, path),
                                         "email__server_type": "multidrop",
                                         "email__domain": "example.com",
-                                        "email__trusted_networks": "127.0.0.0/8"})
-    assert response.status_code == 400
-    assert field_rule(response.get_data(as_text=True), "email__server_type") == \
-        "&#39;Multi-drop&#39; is not in this firmware yet"
-    assert _stored(client, "email.server_type") == "relay"
-
-
-def test_a_stored_type_this_firmware_lacks_says_what_runs_instead(client, licensed):
-    licensed(client.data_dir, mailserver=None)
-    _stored_by_older_firmware(client, "email.server_type", "multidrop")
-    html = client.get("/email-server/settings").get_data(as_text=True)
-    assert "holds\n     Multi-drop, which is not in this firmware yet: the box runs as Stand-Alone" in html
+                                        "email__trusted_networks": "127.0.0.0/8",
+                                        "email__isp_server": "pop.isp.test:995",
+                                        "email__isp_protocol": "pop3", "email__isp_tls": "tls",
+                                        "email__isp_tls_verify": "y",
+                                        "email__isp_login": "office",
+                                        "email__envelope_header": "x-original-to"})
+    assert response.status_code == 302, field_rule(response.get_data(as_text=True),
+                                                   "email__isp_server")
+    assert _stored(client, "email.server_type") == "multidrop"
+    assert _stored(client, "email.isp_server") == "pop.isp.test:995"
+    assert _stored(client, "email.envelope_header") == "x-original-to"
     advanced = client.get("/email-server/settings/advanced").get_data(as_text=True)
     retrieve = re.search(r'<input[^>]*id="email__max_retrieve_per_session"[^>]*>', advanced).group(0)
-    assert "disabled" in retrieve and 'value="unlimited"' in retrieve
-    # The disabled field is not posted; the rest of the page still saves.
-    response = _post_advanced(client, email__max_message_size_mb="12")
-    assert response.status_code == 302, field_rule(response.get_data(as_text=True),
-                                                   "email__max_retrieve_per_session")
-    assert _stored(client, "email.max_message_size_mb") == 12
+    assert "disabled" not in retrieve
+    response = _post_advanced(client, email__max_retrieve_per_session="25")
+    assert response.status_code == 302
+    assert _stored(client, "email.max_retrieve_per_session") == 25
 
 
 def test_unlicensed_server_types_are_marked_and_refused(client):
