@@ -52,4 +52,43 @@ def _m2_groups(db):
                [DEFAULT_GROUP])
 
 
-MIGRATIONS = [(1, _m1_users_and_groups), (2, _m2_groups)]
+def _m3_retrieval(db):
+    # What was fetched from each ISP mailbox (by UIDL / IMAP UIDVALIDITY:UID),
+    # so a message is never fetched twice, even after a restart.
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_retrieval_seen (
+        account TEXT NOT NULL, uid TEXT NOT NULL, seen REAL NOT NULL,
+        PRIMARY KEY (account, uid))""")
+    # (Message-ID, recipient) of recent retrievals: the second line against
+    # duplicates, when an ISP hands out a message again under a new UIDL.
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_retrieval_recent (
+        message_id TEXT NOT NULL, recipient TEXT NOT NULL, seen REAL NOT NULL,
+        PRIMARY KEY (message_id, recipient))""")
+    # Per account (multidrop, mirrored:<user>, remote:<id>, etrn, mailbag):
+    # the last run, its result and the last error, for the pages.
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_retrieval_state (
+        account TEXT PRIMARY KEY, last_run REAL, ok INTEGER, fetched INTEGER,
+        result TEXT NOT NULL DEFAULT '', last_error TEXT NOT NULL DEFAULT '')""")
+    # What the envelope-header probe learnt: the header and which occurrence
+    # (counted from the top) the ISP writes.
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_envelope_detected (
+        id INTEGER PRIMARY KEY CHECK (id = 1), header TEXT NOT NULL,
+        occurrence INTEGER NOT NULL, detected REAL NOT NULL)""")
+
+
+def _m4_isp_accounts(db):
+    # Mirrored: each user's own ISP mailbox. The password must be sent to the
+    # ISP, so it is kept as given (like the Relay Server's), never shown.
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_isp_logins (
+        name TEXT PRIMARY KEY, login TEXT NOT NULL, password TEXT NOT NULL DEFAULT '')""")
+    db.execute("""CREATE TRIGGER IF NOT EXISTS mail_isp_logins_deleted_user AFTER DELETE ON accounts
+        BEGIN DELETE FROM mail_isp_logins WHERE name = OLD.name; END""")
+    # Remote POP (ISMail): further mailboxes anywhere, each into one local recipient.
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_remote_accounts (
+        id INTEGER PRIMARY KEY, host TEXT NOT NULL, port INTEGER NOT NULL,
+        protocol TEXT NOT NULL, tls TEXT NOT NULL, verify INTEGER NOT NULL DEFAULT 1,
+        login TEXT NOT NULL, password TEXT NOT NULL DEFAULT '', recipient TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1)""")
+
+
+MIGRATIONS = [(1, _m1_users_and_groups), (2, _m2_groups), (3, _m3_retrieval),
+              (4, _m4_isp_accounts)]
