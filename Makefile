@@ -11,7 +11,8 @@ DATA ?= $(CURDIR)/build/dev-data
 # check real update bundles with.
 CHECK_APT_PACKAGES := python3 python3-venv openssl rauc dbus-daemon squashfs-tools
 APT_PACKAGES := $(CHECK_APT_PACKAGES) swaks libnet-ssleay-perl postfix dnsmasq-base ca-certificates \
-	chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd sqlite3 libatomic1 slapd
+	chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd sqlite3 libatomic1 slapd \
+	clamav clamav-daemon clamav-freshclam clamav-testfiles
 # Building and booting the firmware image (qemu/); the system tests need them too.
 IMAGE_APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils squashfs-tools grub-pc-bin grub-common \
 	dosfstools mtools fdisk genimage rauc dbus-daemon

@@ -57,6 +57,10 @@ if in_root /opt/gatebox/venv/bin/gatebox run --help | grep -q -- --http-port; th
 else
     echo "# this build's gatebox has no web UI yet (no --http-port)" > "$root/etc/gatebox/run-options"
 fi
+# clamd is gatebox-clamd.service here, not a child of `gatebox run`.
+if in_root /opt/gatebox/venv/bin/gatebox run --help | grep -q -- --clamd; then
+    echo "GATEBOX_CLAMD_OPTIONS=--clamd external" >> "$root/etc/gatebox/run-options"
+fi
 
 in_root systemd-sysusers
 # shellcheck disable=SC2046 # one unit name per word

@@ -90,6 +90,13 @@ class SoftPakSpec:
         what the SoftPak adds to a page of the core."""
 
     @hookspec
+    def gatebox_usb_offer_apply(self, store, offer):
+        """Applies a USB offer (firmware.system.usb.offers.Offer) the
+        administrator confirmed, when its kind is this SoftPak's (e.g.
+        "signatures"): a list of messages saying what was done, [] when the
+        kind is not its own. Raises ValueError with the reason it refused."""
+
+    @hookspec
     def gatebox_cli_commands(self):
         """click commands or groups added to the `gatebox` command. Asked of
         every installed SoftPak: unlicensed, a command says so instead of

@@ -53,7 +53,8 @@ async def keep_mail_stack_up(data_dir: Path, *, stop: asyncio.Event | None = Non
     service_state.record(data_dir, service_state.MAIL, service_state.STARTING)
 
     def started(ports):
-        service_state.record(data_dir, service_state.MAIL, service_state.RUNNING)
+        service_state.record(data_dir, service_state.MAIL, service_state.RUNNING,
+                             listening={"bind": options.get("bind", ""), "smtp": ports[0]})
         if ready is not None:
             ready(ports)
 

@@ -18,11 +18,16 @@ def state_file(data_dir, name: str) -> Path:
     return Path(data_dir) / "status" / f"{name}.json"
 
 
-def record(data_dir, name: str, state: str, error: str = "", attempts: int = 0) -> None:
+def record(data_dir, name: str, state: str, error: str = "", attempts: int = 0,
+           listening: dict | None = None) -> None:
+    """listening: where a running service accepts connections ({"bind": address,
+    "smtp": port}), for the pages that talk to it as a client would (the EICAR test)."""
     path = state_file(data_dir, name)
     durable.make_directories(path.parent)
-    durable.write_json_atomically(path, {"state": state, "error": error, "attempts": attempts,
-                                         "time": time.time()})
+    value = {"state": state, "error": error, "attempts": attempts, "time": time.time()}
+    if listening:
+        value["listening"] = listening
+    durable.write_json_atomically(path, value)
 
 
 def read(data_dir, name: str) -> dict:

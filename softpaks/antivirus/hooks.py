@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from firmware.plugins import hookimpl
 
-from . import scan
+from . import clamd_service, scan, signatures, status
+from .cli import COMMANDS
 from .settings import SETTINGS
 
 
@@ -16,3 +17,30 @@ def gatebox_settings():
 @hookimpl
 def gatebox_policy_checks(store):
     return scan.policy_checks(store)
+
+
+@hookimpl
+def gatebox_services(store, options):
+    wanted = clamd_service.service(store, options)
+    return [wanted] if wanted is not None else []
+
+
+@hookimpl
+def gatebox_dashboard_notes(store):
+    return status.dashboard_notes(store)
+
+
+@hookimpl
+def gatebox_cli_commands():
+    return COMMANDS
+
+
+@hookimpl
+def gatebox_usb_offer_apply(store, offer):
+    return signatures.apply_usb_offer(store, offer)
+
+
+@hookimpl
+def gatebox_menu_pages():
+    from .web import menu_pages
+    return menu_pages()

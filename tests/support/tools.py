@@ -60,6 +60,11 @@ TOOLS = {tool.what: tool for tool in [
         "import subprocess; from playwright._impl._driver import compute_driver_executable as d; "
         "subprocess.run([d()[0], '--version'], check=True, capture_output=True)")),
     Tool("openssl", "openssl", "openssl"),
+    Tool("clamd", "clamav-daemon", "/usr/sbin/clamd"),
+    Tool("sigtool", "clamav", "sigtool"),
+    Tool("freshclam", "clamav-freshclam", "freshclam"),
+    Tool("clamav-testfiles", "clamav-testfiles",
+         probe=("test", "-r", "/usr/share/clamav-testfiles/clam.exe")),
     Tool("sqlite3", "sqlite3", "sqlite3"),
     Tool("rauc", "rauc", "rauc"),
     Tool("dbus-daemon", "dbus-daemon", "dbus-daemon"),

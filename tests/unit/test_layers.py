@@ -45,6 +45,8 @@ LAZY_IMPORTS = {
         "the pages bring Flask; only the web admin asks for them, not smtpd, qmgr or the CLI",
     ("softpaks.antispam.hooks", "softpaks.antispam.web"):
         "as for the Mail Server's pages: Flask only where the web admin asks",
+    ("softpaks.antivirus.hooks", "softpaks.antivirus.web"):
+        "as for the Mail Server's pages: Flask only where the web admin asks",
     ("softpaks.mailserver.checkpassword", "firmware.config"):
         "Dovecot runs this per login: any failure, an import included, must answer "
         "111 (temporary failure), not a traceback that reads as a wrong password",

@@ -66,3 +66,15 @@ def test_only_usb_filesystems_the_box_reads_are_mounted():
     assert not is_usb_filesystem(device("ata", "ext4"))  # the box's own disk
     assert not is_usb_filesystem(device("usb", "ntfs"))
     assert not is_usb_filesystem(device("usb", "crypto_LUKS"))
+
+
+def test_signature_files_on_a_stick_are_offered_for_the_antivirus_softpak(tmp_path):
+    root = tmp_path / "stick"
+    (root / "clamav").mkdir(parents=True)
+    for name in ("daily.cvd", "main.cld", "office.cud", "daily-27501.cdiff", "notes.txt"):
+        (root / "clamav" / name).write_bytes(b"ClamAV-VDB:" if name != "notes.txt" else b"x")
+    found = offers.scan(root, "sdb1")
+    assert sorted((o.kind, o.name) for o in found) == [
+        ("signatures", "clamav/daily-27501.cdiff"), ("signatures", "clamav/daily.cvd"),
+        ("signatures", "clamav/main.cld"), ("signatures", "clamav/office.cud")]
+    assert {o.kind for o in found} <= set(offers.SOFTPAK_KINDS)

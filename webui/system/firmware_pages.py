@@ -19,6 +19,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.utils import secure_filename
 from wtforms import HiddenField
 
+from firmware import plugins
 from firmware.licensing import LicenseError, activate
 from firmware.system.update import (Runtime, UpdateError, check_bundle, install, request_reboot,
                                     rollback, status)
@@ -140,6 +141,8 @@ def firmware_usb_offer(offer_id):
             flash(f"License {result.license.id} from USB activated.", "ok")
         except (LicenseError, OSError) as error:
             flash(f"License not activated: {error}", "error")
+    elif offer.kind in usb_offers.SOFTPAK_KINDS:
+        _apply_softpak_offer(offer)
     else:
         try:
             info = check_bundle(rt, offer.path)
@@ -151,6 +154,21 @@ def firmware_usb_offer(offer_id):
 
 
 # ---- helpers -----------------------------------------------------------------
+def _apply_softpak_offer(offer) -> None:
+    store = context.store()
+    try:
+        done = [message for batch in plugins.active_plugin_manager(store).hook
+                .gatebox_usb_offer_apply(store=store, offer=offer) for message in batch]
+    except (ValueError, OSError) as error:
+        flash(f"{offer.name} not applied: {error}", "error")
+        return
+    if done:
+        store.audit(context.actor(), f"usb offer applied: {offer.name}")
+        flash("; ".join(done), "ok")
+    else:
+        flash(f"{offer.name}: no licensed SoftPak on this box takes it.", "error")
+
+
 def _receive_raw(rt: Runtime) -> tuple[Path, str]:
     """The page's script sends the file as the request body, with the CSRF
     token in X-CSRFToken and the file name in X-Filename."""

@@ -1,5 +1,7 @@
-"""What a mounted USB stick offers: *.raucb update bundles and license key
-files (*.lic, *.key, gatebox-license*.txt holding a GATEBOX- key). Scanning
+"""What a mounted USB stick offers: *.raucb update bundles, license key
+files (*.lic, *.key, gatebox-license*.txt holding a GATEBOX- key) and
+anti-virus signature files (*.cvd, *.cld, *.cud, *.cdiff: the SoftPak that
+handles a kind checks the file when the administrator confirms). Scanning
 takes a directory, so it is tested without udev or a stick."""
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from firmware.system import durable
 
 LICENSE_PATTERNS = ("*.lic", "*.key", "gatebox-license*.txt")
 BUNDLE_PATTERN = "*.raucb"
+SIGNATURE_PATTERNS = ("*.cvd", "*.cld", "*.cud", "*.cdiff")
+# Kinds a SoftPak applies (the gatebox_usb_offer_apply hook), not the core.
+SOFTPAK_KINDS = ("signatures",)
 MAX_LICENSE_FILE = 64 * 1024
 # Sticks carry other things too; look only near the top.
 MAX_DEPTH = 2
@@ -25,7 +30,7 @@ KEY_START = re.compile(r"GATEBOX-[0-9A-Z]{5}", re.I)
 @dataclasses.dataclass
 class Offer:
     id: str
-    kind: str  # "bundle" or "license"
+    kind: str  # "bundle", "license" or one of SOFTPAK_KINDS
     device: str
     path: str
     name: str
@@ -70,6 +75,8 @@ def _kind(path: Path) -> str | None:
         return "bundle"
     if any(fnmatch.fnmatch(name, pattern) for pattern in LICENSE_PATTERNS):
         return "license"
+    if any(fnmatch.fnmatch(name, pattern) for pattern in SIGNATURE_PATTERNS):
+        return "signatures"
     return None
 
 
