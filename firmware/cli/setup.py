@@ -53,9 +53,13 @@ def init(obj, domain, admin_password):
 @click.option("--imaps-port", type=int, default=None,
               help="IMAP over SSL port of the Mail Server SoftPak's mailbox access (0 to disable; "
                    "default: the mailserver.imaps_port setting).")
+@click.option("--clamd", type=click.Choice(["child", "external"]), default="child",
+              show_default=True,
+              help="How the Anti-Virus SoftPak's clamd runs: as a child of this process, or "
+                   "by the system (the image's gatebox-clamd unit, started on a flag file).")
 @click.pass_obj
 def run(obj, bind, smtp_port, submission_port, http_port, dev_http, pop3_port, imap_port,
-        imaps_port):
+        imaps_port, clamd):
     """Upgrade the settings database, then run the mail services and the web
     admin in the foreground until SIGTERM."""
     from firmware.run import start
@@ -75,7 +79,7 @@ def run(obj, bind, smtp_port, submission_port, http_port, dev_http, pop3_port, i
             upgraded = False
     start.run(obj.data, bind=bind, smtp_port=smtp_port, submission_port=submission_port,
               http_port=http_port, dev_http=dev_http, pop3_port=pop3_port, imap_port=imap_port,
-              imaps_port=imaps_port, upgraded=upgraded)
+              imaps_port=imaps_port, clamd=clamd, upgraded=upgraded)
 
 
 @click.command(hidden=True)

@@ -28,7 +28,7 @@ LONGEST_RETRY_SECONDS = 60
 
 def run(data_dir, *, bind: str, smtp_port: int, submission_port: int, http_port: int = 0,
         dev_http: bool = False, pop3_port: int | None = None, imap_port: int | None = None,
-        imaps_port: int | None = None, upgraded: bool = True):
+        imaps_port: int | None = None, clamd: str = "child", upgraded: bool = True):
     data_dir = Path(data_dir)
     configure_logging()
     web = web_admin.start(data_dir, bind, http_port, dev_http) if http_port else None
@@ -37,7 +37,8 @@ def run(data_dir, *, bind: str, smtp_port: int, submission_port: int, http_port:
                                        submission_port=submission_port,
                                        service_options={"pop3_port": pop3_port,
                                                         "imap_port": imap_port,
-                                                        "imaps_port": imaps_port}))
+                                                        "imaps_port": imaps_port,
+                                                        "clamd": clamd}))
     finally:
         if web is not None:
             web_admin.stop(web)

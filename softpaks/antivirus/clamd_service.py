@@ -260,10 +260,11 @@ def service(store, options: dict) -> ClamdService | ExternalClamdService | None:
         log.warning("anti-virus scanning is on but there are no signatures in %s: "
                     "import some (gatebox antivirus import) or update", database)
         return None
-    if options.get("clamd") == EXTERNAL:
-        return ExternalClamdService(data_dir)
-    candidate = ClamdService(data_dir)
-    running = _running.get(str(candidate.socket_path))
+    external = options.get("clamd") == EXTERNAL
+    candidate = ExternalClamdService(data_dir) if external else ClamdService(data_dir)
+    if external and candidate.flag_path.exists():
+        return candidate  # the system's clamd is up (or loading): its memory is in use already
+    running = None if external else _running.get(str(candidate.socket_path))
     ok, message = memory.check(database, resident=running.resident_bytes() if running else 0)
     if not ok:
         log.warning("%s", message)

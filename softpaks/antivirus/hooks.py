@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from firmware.plugins import hookimpl
 
-from . import clamd_service, scan, signatures, status
+from . import clamd_service, scan, signatures, status, updates
+from .settings import ENABLED, OFFLINE, UPDATE_SOURCE
 from .cli import COMMANDS
 from .settings import SETTINGS
 
@@ -21,8 +22,10 @@ def gatebox_policy_checks(store):
 
 @hookimpl
 def gatebox_services(store, options):
-    wanted = clamd_service.service(store, options)
-    return [wanted] if wanted is not None else []
+    wanted = [clamd_service.service(store, options)]
+    if store.get(ENABLED) and store.get(UPDATE_SOURCE) != OFFLINE:
+        wanted.append(updates.UpdatesService(store, options["data_dir"]))
+    return [service for service in wanted if service is not None]
 
 
 @hookimpl

@@ -31,7 +31,8 @@ from firmware.system import durable
 
 from . import paths
 from .license import is_licensed
-from .settings import MIRROR, MIRROR_URL, OFFLINE, ONLINE, UPDATE_HOURS, UPDATE_SOURCE
+from .settings import (ENABLED, MIRROR, MIRROR_URL, OFFLINE, ONLINE, UPDATE_HOURS,
+                       UPDATE_SOURCE)
 from .signatures import reload_clamd
 
 log = logging.getLogger("gatebox.antivirus")
@@ -300,12 +301,12 @@ def _fingerprint(data_dir) -> list[tuple]:
 
 # ---- in `gatebox run` ----------------------------------------------------------------
 async def keep_updated(store, data_dir, check_seconds: float = CHECK_SECONDS) -> None:
-    """Runs for the life of `gatebox run`: checks each minute whether an
-    update is due (licensed, not offline, the schedule, no cool-down) and
-    runs freshclam in a worker thread so the mail is never held up."""
+    """Runs while UpdatesService does: checks each minute whether an update
+    is due (licensed, scanning on, not offline, the schedule, no cool-down)
+    and runs freshclam in a worker thread so the mail is never held up."""
     while True:
         try:
-            if is_licensed(store):
+            if is_licensed(store) and store.get(ENABLED):
                 source, mirror_url, hours = _settings(store)
                 state = read_state(data_dir)
                 if source != OFFLINE and _now() >= next_due(state, hours) \
@@ -317,6 +318,25 @@ async def keep_updated(store, data_dir, check_seconds: float = CHECK_SECONDS) ->
         except Exception:  # an update problem must never end `gatebox run`
             log.exception("antivirus: signature update failed")
         await asyncio.sleep(check_seconds)
+
+
+class UpdatesService:
+    """keep_updated as one of the SoftPak's services in `gatebox run`."""
+    name = "antivirus signature updates"
+
+    def __init__(self, store, data_dir):
+        self.store, self.data_dir = store, data_dir
+        self._task: asyncio.Task | None = None
+
+    async def start(self):
+        self._task = asyncio.get_running_loop().create_task(
+            keep_updated(self.store, self.data_dir))
+
+    async def stop(self):
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
 
 
 def _dat_cooldown_active(data_dir) -> bool:

@@ -312,11 +312,13 @@ def test_a_mirror_url_cannot_smuggle_options_into_freshclam(data):
             updates.write_config(data, MIRROR, url)
 
 
-def test_the_run_loop_updates_when_due_and_licensed(store, data, vendor, mirror_factory):
+def test_the_run_loop_updates_when_due_licensed_and_scanning_is_on(store, data, vendor,
+                                                                   mirror_factory):
     require("freshclam")
     activate(store, vendor.issue(antivirus=None))
     mirror = mirror_factory(404)
     _use_mirror(store, mirror.url)
+    store.set("antivirus.enabled", "on")
 
     async def run_until_recorded():
         task = asyncio.create_task(updates.keep_updated(store, data, check_seconds=0.1))

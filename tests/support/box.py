@@ -37,8 +37,9 @@ class Box:
         self.log_path = self.data.parent / f"{self.data.name}-gatebox.log"
         gatebox(self.data, "init", "--domain", domain)
         # Fast retries so tests need not wait minutes.
+        # Anti-Virus signature updates offline: a test box never reaches for the Internet.
         self.configure(**{"email.retry_minimum_seconds": "1", "email.retry_maximum_seconds": "2",
-                          **(settings or {})})
+                          "antivirus.update_source": "offline", **(settings or {})})
 
     def cli(self, *args, check: bool = True, input: str | None = None):
         return gatebox(self.data, *args, check=check, input=input)

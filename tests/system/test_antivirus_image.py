@@ -127,6 +127,11 @@ def test_signatures_from_usb_scanning_on_and_eicar_refused(box, admin_url, page,
     page.goto(admin_url + "/anti-virus/signatures")
     expect(page.locator("main")).to_contain_text("27500")
 
+    # The guest must never reach for ClamAV's mirrors.
+    page.select_option("#antivirus__update_source", "offline")
+    page.click("button[name=apply]")
+    expect(page.locator(".flash.ok")).to_be_visible()
+
     page.goto(admin_url + "/anti-virus/settings")
     page.check("#antivirus__enabled")
     page.click("button[name=apply]")
