@@ -23,6 +23,7 @@ from .context import admin_name, store
 from .email_server import blueprint as email_server
 from .menu import current_page, menu_tree
 from .support import blueprint as support
+from .support.email_diagnostics import blueprint as email_diagnostics
 from .system import blueprint as system
 from .users_groups import blueprint as users_groups
 
@@ -52,7 +53,7 @@ def create_app(data_dir, *, secure_cookies: bool = True, idle_timeout: int = IDL
     # First: a client the box does not accept sees nothing else, not even a CSRF refusal.
     admin_access.install(app)
     for blueprint in (auth.blueprint, setup.blueprint, dashboard.blueprint, help_pages.blueprint,
-                      email_server, users_groups, support, system):
+                      email_server, users_groups, support, email_diagnostics, system):
         app.register_blueprint(blueprint)
     security.install(app)
     auth.install(app)

@@ -14,6 +14,7 @@ from firmware.mail.queue_index import QueueIndex
 from firmware.system import service_state
 
 from . import chart, context
+from .status_panels import status_panels
 
 blueprint = Blueprint("dashboard", __name__)
 
@@ -36,6 +37,7 @@ def index():
                            mail_state=service_state.read(store.data_dir, service_state.MAIL),
                            refusals=stats.refusals_by_check(store, since),
                            notes=_notes(store),
+                           panels=status_panels(store, "dashboard"),
                            results=stats.results_by_check(store, since))
 
 

@@ -84,6 +84,8 @@ def _core_tree() -> tuple:
         )),
         Menu("Support & Diagnostics", (
             Page("Support & Diagnostics", "Support & Diagnostics", "support.index", "support"),
+            Page("Email Diagnostics", "Support & Diagnostics: Email Diagnostics",
+                 "email_diagnostics.index", "email-diagnostics"),
         )),
         Menu("System", (
             Page("SoftPaks & Licenses", "System: SoftPaks & Licenses", "system.licenses", "licenses"),

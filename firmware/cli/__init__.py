@@ -5,10 +5,12 @@ same way (errors)."""
 
 from __future__ import annotations
 
-from . import config, license, quarantine, queue, setup, setup_code, update, usb, users, verify
+from . import (config, diagnose, license, quarantine, queue, setup, setup_code, update, usb, users,
+               verify)
 from .root import main
 
-for _module in (setup, setup_code, config, users, queue, quarantine, license, update, usb, verify):
+for _module in (setup, setup_code, config, users, queue, quarantine, license, update, usb, verify,
+                diagnose):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

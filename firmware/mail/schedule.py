@@ -3,7 +3,7 @@
 "Send Outgoing Internet EMail Immediately" sends at once. "Send/Retrieve
 Internet EMail at Same Time" holds it for the next synchronisation, which
 comes every N minutes (counted from midnight) by the Business, Evening or
-Weekend schedule in force."""
+Weekend schedule in force. Retrieval from the ISP always follows those ticks."""
 
 from __future__ import annotations
 
@@ -32,6 +32,18 @@ def next_send_time(now: float, settings) -> float:
     """The earliest time >= now at which outgoing Internet mail may go."""
     if settings["email.send_mode"] == "immediately":
         return now
+    tick = _next_tick(now, settings)
+    return now + 7 * 86400.0 if tick is None else tick
+
+
+def next_retrieval_time(now: float, settings) -> float | None:
+    """The earliest time >= now at which the box fetches from the ISP (or
+    sends ETRN / the mail-bagging finger): the same ticks as the held
+    outgoing mail, whatever the send mode. None when every schedule is Never."""
+    return _next_tick(now, settings)
+
+
+def _next_tick(now: float, settings) -> float | None:
     zone = zoneinfo.ZoneInfo(settings["system.timezone"])
     moment = datetime.datetime.fromtimestamp(now, zone).replace(second=0, microsecond=0)
     if moment.timestamp() < now:
@@ -45,7 +57,7 @@ def next_send_time(now: float, settings) -> float:
         # Step in absolute time, then read the wall clock of the zone again
         # (daylight saving changes skip or repeat local minutes).
         moment = datetime.datetime.fromtimestamp(moment.timestamp() + 60, zone)
-    return now + 7 * 86400.0
+    return None
 
 
 def is_internet(destination) -> bool:

@@ -59,6 +59,22 @@ class SoftPakSpec:
         DNS blocklist that is broken or refuses to answer the box."""
 
     @hookspec
+    def gatebox_users_page_columns(self, store):
+        """Columns this SoftPak adds to Users & Groups > Users, one small form
+        per user: dicts with "heading", "endpoint" (the view the form posts
+        to, given name=<user>), "fields" ([{"name", "label", "type": text |
+        password}]), "values" ({user: {field: value}}; password fields are
+        never filled), "notes" ({user: text shown beside}), "clear" (the
+        label of a button posting operation=clear, or "") and "hint"."""
+
+    @hookspec
+    def gatebox_status_panels(self, store, page):
+        """Panels a SoftPak adds to a core page, page being "dashboard" or
+        "email-settings": dicts with id, title, lines (plain text) and
+        optionally action_endpoint and action_label, a button that POSTs
+        (with the CSRF token) to that endpoint of the SoftPak's blueprint."""
+
+    @hookspec
     def gatebox_routes(self, store):
         """Routing rules that turn a recipient into a destination (e.g. a local mailbox)."""
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 from firmware.config import transaction
 from firmware.mail.policy import Check, Context, Order, tempfail
+from firmware.mail.verify import my_mx
 
 from . import rdns
 from .settings import (GREYLIST, GREYLIST_AUTO_WHITELIST, GREYLIST_EXEMPT_SPF_FCRDNS,
@@ -345,6 +346,8 @@ def greylist_check(store, clock=time.time) -> Check:
             return None     # no IP client (a local socket): nothing to group by
         if await exempt_by_spf_and_fcrdns(ctx):
             return None
+        if await my_mx.is_isp_server(ctx):
+            return None     # the ISP delivering what ETRN or the finger asked for
         greylist.prune_if_due(settings=settings)
         decision = greylist.decide(key.network, key.sender, key.recipient, settings=settings)
         if decision.passed:

@@ -10,6 +10,8 @@ from firmware.cli.errors import fail, reported
 
 from . import directory, groups, maildir
 from .license import is_licensed
+from .retrieval.commands import retrieve_group
+from .retrieval.account_commands import ACCOUNT_COMMANDS
 
 NOT_LICENSED = ("the Mail Server SoftPak is not licensed on this box, so {what} are not "
                 "available; activate a key with 'gatebox license activate KEY' "
@@ -331,4 +333,4 @@ def mailbox_purge(ctx, user):
 
 
 MAILSERVER_COMMANDS = [group_group, alias_group, list_group, forwarder_group, responder_group,
-                       domain_group, mailbox_group]
+                       domain_group, mailbox_group, retrieve_group] + ACCOUNT_COMMANDS

@@ -11,7 +11,10 @@ from .cli import MAILSERVER_COMMANDS
 from .dovecot import DovecotService
 from .groups import has_email
 from .license import GATED_SERVER_TYPES, SOFTPAK_ID
+from .retrieval import status as retrieval_status
+from .retrieval.runner import RetrievalRunner
 from .local_delivery import LocalDelivery
+from .retrieval import isp_accounts
 from .routing import (applies, is_addressable, is_local_address, route_local,
                       sender_permission_check, unaddressable_check)
 from .standin import RefusalService
@@ -59,6 +62,22 @@ def gatebox_setting_choices(store, key):
 
 
 @hookimpl
+def gatebox_users_page_columns(store):
+    # Mirrored: each user's own ISP mailbox. Only whether a password is
+    # stored leaves the database, never the password.
+    logins = {item.name: item for item in isp_accounts.isp_logins(store)}
+    return [{"heading": "ISP Login (Mirrored)", "endpoint": "mailserver.isp_login",
+             "fields": [{"name": "isp_login", "label": "ISP Login", "type": "text"},
+                        {"name": "isp_password", "label": "ISP Password", "type": "password"}],
+             "values": {name: {"isp_login": item.login} for name, item in logins.items()},
+             "notes": {name: "password stored" if item.password_set else "no password"
+                       for name, item in logins.items()},
+             "clear": "Clear",
+             "hint": "" if store.get("email.server_type") == "mirrored" else
+                     "Used when the Server Type is Mirrored (Email Server: Settings)."}]
+
+
+@hookimpl
 def gatebox_routes():
     return [route_local]
 
@@ -82,10 +101,21 @@ def _mailbox_ports(store, options) -> tuple[int, int, int]:
 @hookimpl
 def gatebox_services(store, options):
     pop3, imap, imaps = _mailbox_ports(store, options)
-    if not (pop3 or imap or imaps):
-        return []
-    return [DovecotService(options["data_dir"], bind=options["bind"], pop3_port=pop3,
-                           imap_port=imap, imaps_port=imaps, hostname=store.get("system.hostname"))]
+    services = []
+    if pop3 or imap or imaps:
+        services.append(DovecotService(options["data_dir"], bind=options["bind"], pop3_port=pop3,
+                                       imap_port=imap, imaps_port=imaps,
+                                       hostname=store.get("system.hostname")))
+    # Retrieval does not depend on POP3/IMAP being served (its Retrieve now
+    # would wait in vain); only Relay fetches nothing.
+    if store.get("email.server_type") in GATED_SERVER_TYPES:
+        services.append(RetrievalRunner(options["data_dir"]))
+    return services
+
+
+@hookimpl
+def gatebox_status_panels(store, page):
+    return retrieval_status.panels(store, page)
 
 
 @hookimpl

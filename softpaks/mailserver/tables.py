@@ -90,5 +90,14 @@ def _m4_isp_accounts(db):
         enabled INTEGER NOT NULL DEFAULT 1)""")
 
 
+def _m5_retrieval_runner(db):
+    # The retrieval service's schedule and the last run, for the dashboard and
+    # the Settings page; `requested` is a Retrieve now the service has not run yet.
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_retrieval_runner (
+        id INTEGER PRIMARY KEY CHECK (id = 1), next_run REAL, started REAL, finished REAL,
+        requested REAL, summary TEXT NOT NULL DEFAULT '')""")
+    db.execute("INSERT OR IGNORE INTO mail_retrieval_runner(id) VALUES (1)")
+
+
 MIGRATIONS = [(1, _m1_users_and_groups), (2, _m2_groups), (3, _m3_retrieval),
-              (4, _m4_isp_accounts)]
+              (4, _m4_isp_accounts), (5, _m5_retrieval_runner)]

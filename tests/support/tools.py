@@ -47,6 +47,7 @@ TOOLS = {tool.what: tool for tool in [
     Tool("swaks TLS support", "libnet-ssleay-perl", probe=("perl", "-MNet::SSLeay", "-e1")),
     Tool("smtp-sink", "postfix", "smtp-sink"),
     Tool("smtp-source", "postfix", "smtp-source"),
+    Tool("postfix", "postfix", "/usr/sbin/postfix"),
     Tool("dnsmasq", "dnsmasq-base", "dnsmasq"),
     Tool("slapd", "slapd", "/usr/sbin/slapd"),
     Tool("dovecot", "dovecot-core", "dovecot"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from firmware import accounts
+from firmware import accounts, plugins
 
 from .. import accounts_forms, context
 
@@ -19,8 +19,15 @@ def users():
         return redirect(url_for(".users"))
     return render_template("accounts.html", accounts=accounts.list_users(context.store()), add=add,
                            action=accounts_forms.AccountActionForm(), admins_only=False,
-                           locked=accounts_forms.locked_accounts(),
+                           locked=accounts_forms.locked_accounts(), columns=_softpak_columns(),
                            this_page=".users"), 400 if request.method == "POST" else 200
+
+
+def _softpak_columns() -> list[dict]:
+    """What licensed SoftPaks add per user (e.g. the Mail Server's ISP login)."""
+    store = context.store()
+    return [column for batch in plugins.active_plugin_manager(store).hook.gatebox_users_page_columns(
+        store=store) for column in batch or ()]
 
 
 @blueprint.route("/users/password", methods=["POST"])

@@ -24,7 +24,7 @@ from ..headers import safe_text
 from ..mx import LookupFailed
 from ..policy import Check, Context, Order, reject, tempfail
 from ..route import is_local_domain
-from . import callout, header_syntax, recipients, spf_check
+from . import callout, header_syntax, my_mx, recipients, spf_check
 from .cache import VerifyCache
 
 # Scores for the symbols SPF leaves (SpamAssassin's); thresholds are the
@@ -87,7 +87,7 @@ def spf():
             if ctx.may_relay:
                 ctx.count_result("spf", "bypassed")
                 return None
-            ours = await spf_check.own_mx_addresses(settings, ctx.resolver, OWN_MX_BUDGET)
+            ours = await my_mx.my_mx_addresses(settings, ctx.resolver, OWN_MX_BUDGET)
             client = _ip(ctx.client_ip)
             if client is not None and client in {_ip(a) for a in ours}:
                 ctx.count_result("spf", "bypassed")

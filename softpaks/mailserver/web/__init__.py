@@ -6,8 +6,10 @@ and maildir functions as the `gatebox alias|list|...` commands."""
 
 from __future__ import annotations
 
-from . import aliases, forwarders, groups, lists, mailboxes, responders  # noqa: F401  (routes)
+from . import (aliases, forwarders, groups, isp_logins, lists, mailboxes,  # noqa: F401  (routes)
+               responders, retrieval)
 from .blueprint import blueprint
+from .remote_pop import blueprint as remote_pop_blueprint
 
 
 MENU = "Users & Groups"
@@ -26,4 +28,9 @@ def menu_pages(softpak_id: str) -> list[dict]:
     return [{"menu": f"{MENU} > {label}", "title": f"Users: {label}", "softpak": softpak_id,
              "blueprint": blueprint, "endpoint": f"{blueprint.name}.{view}",
              "help": f"mailserver-{view}", "purpose": purpose}
-            for view, label, purpose in PAGES]
+            for view, label, purpose in PAGES] + [
+        {"menu": "Email Server > Remote POP", "title": "Email Server: Remote POP",
+         "softpak": softpak_id, "blueprint": remote_pop_blueprint,
+         "endpoint": f"{remote_pop_blueprint.name}.remote_pop", "help": "mailserver-remote-pop",
+         "purpose": "further POP3/IMAP mailboxes (e.g. an old ISP mailbox), each fetched into "
+                    "one local user's mailbox"}]

@@ -1,0 +1,229 @@
+"""One ISP mailbox fetched into the queue.
+
+For each message: retrieve it, work out its local recipients, submit it
+(durable in the queue when submit returns), record its UID as seen and its
+(Message-ID, recipient) pairs as recent, and only then mark it deleted at
+the ISP; deletions become final at the end of the session. A crash at any
+point therefore loses nothing: a message queued but not yet recorded is
+fetched again and dropped by the (Message-ID, recipient) check; one
+recorded but not yet deleted is deleted, unfetched, next time.
+
+One bad message (unreadable, or its recipients cannot be worked out, or
+the queue refuses it) is left at the ISP and noted; the others go on. A
+failed account is a failed AccountResult, never an exception."""
+
+from __future__ import annotations
+
+import email.utils
+import fcntl
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import Callable
+
+from firmware.mail.addresses import is_clean
+from firmware.mail.headers import safe_text, summary, unfolded_headers
+from firmware.mail.submit import Submission, submit
+
+from . import Account, AccountResult, RetrievalContext, seen
+from .mailbox_client import MailboxError, open_mailbox
+
+log = logging.getLogger("gatebox.retrieval")
+_LOCK_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class Recipients(list):
+    """What recipients_for returns: the local recipients, and how many of
+    them stand in for addresses no one here answers to (for the counts)."""
+
+    def __init__(self, addresses=(), unaddressable: int = 0):
+        super().__init__(addresses)
+        self.unaddressable = unaddressable
+
+
+def message_key(message: bytes) -> str:
+    """The Message-ID, or for mail without one a digest of the bytes (the
+    same message fetched again has the same bytes)."""
+    message_id = summary(message).message_id.strip()
+    return message_id or "sha256:" + hashlib.sha256(message).hexdigest()
+
+
+def envelope_sender(message: bytes) -> str:
+    """The topmost Return-Path the ISP's delivery wrote, else the null sender."""
+    for name, value in unfolded_headers(message):
+        if name == "return-path":
+            _, address = email.utils.parseaddr(value)
+            return address if address and is_clean(address) and "@" in address else ""
+    return ""
+
+
+def isp_delivery_renamed(message: bytes) -> bytes:
+    """The message with the Delivered-To lines the ISP's delivery wrote on
+    top (above its first Received) renamed, as fetchmail's dropdelivered
+    but kept readable: they name the office's own addresses, so local
+    delivery would take them for a mail loop. Lines further down, e.g. the
+    box's own from a forward that came back, still stop a real loop."""
+    lines = message.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        name = line.split(b":", 1)[0].strip().lower()
+        if not line.strip() or name == b"received":
+            break
+        if name == b"delivered-to" and line[:1] not in (b" ", b"\t"):
+            lines[index] = b"X-ISP-Delivered-To:" + line.split(b":", 1)[1]
+    return b"".join(lines)
+
+
+def _trace(account: Account, peer: str, hostname: str):
+    protocol = account.protocol.upper() + ("S" if account.tls != "none" else "")
+
+    def trace(qid: str) -> bytes:
+        return (f"Received: from {safe_text(account.host, 100)} ([{peer}])\r\n"
+                f"\tby {hostname} (gatebox) with {protocol} id {qid};\r\n"
+                f"\t{email.utils.formatdate(localtime=True)}\r\n").encode()
+    return trace
+
+
+def _lock(store, account: str):
+    """An exclusive lock on the account for the session, or None when
+    another process (the scheduled run, `gatebox retrieve now`) holds it."""
+    directory = Path(store.data_dir) / "retrieval"
+    directory.mkdir(exist_ok=True)
+    handle = open(directory / (_LOCK_NAME.sub("_", account) + ".lock"), "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def fetch_account(ctx: RetrievalContext, account: Account, recipients_for: Callable[[bytes], list],
+                  limit: int | None = None, cafile: str | None = None) -> AccountResult:
+    """Fetches ACCOUNT's mailbox into the queue; at most LIMIT messages
+    (None: all). RECIPIENTS_FOR(message bytes) gives the local envelope
+    recipients (a list, or a Recipients with an unaddressable count); an
+    empty list or an exception leaves that message at the ISP. Updates the
+    account's mail_retrieval_state row. Never raises for a mailbox problem."""
+    lock = _lock(ctx.store, account.name)
+    if lock is None:
+        result = AccountResult(account.name, False,
+                               detail="another retrieval of this mailbox is running")
+        return result
+    try:
+        result, problem = _fetch(ctx, account, recipients_for, limit, cafile)
+    except Exception as error:   # a bug must not stop the other accounts
+        log.exception("%s: retrieval failed", account.name)
+        result, problem = AccountResult(account.name, False, detail=f"internal error: {error}"), ""
+    finally:
+        lock.close()
+    try:
+        seen.record_state(ctx.store, result, ctx.now, problem)
+    except Exception:
+        log.exception("%s: cannot record the retrieval state", account.name)
+    level = logging.INFO if result.ok else logging.WARNING
+    log.log(level, "%s", result.summary)
+    return result
+
+
+def _fetch(ctx, account, recipients_for, limit, cafile):
+    result = AccountResult(account.name, True)
+    problems = []
+    store, settings = ctx.store, ctx.settings
+    try:
+        mailbox = open_mailbox(account, cafile=cafile)
+    except MailboxError as error:
+        return AccountResult(account.name, False, detail=str(error)), ""
+    with mailbox:
+        try:
+            listing = mailbox.list()
+            already = seen.seen_uids(store, account.name)
+            seen.forget_gone(store, account.name, {m.uid for m in listing})
+            seen.prune(store, ctx.now)
+            peer = mailbox.peer
+            trace = _trace(account, peer, settings["system.hostname"])
+            retrieved = 0
+            for listed in listing:
+                if listed.uid in already:
+                    # Queued in a session that ended before its deletions did.
+                    mailbox.delete(listed.key)
+                    continue
+                if limit is not None and retrieved >= limit:
+                    result.left += 1
+                    continue
+                retrieved += 1
+                raw = mailbox.retrieve(listed.key)
+                try:
+                    outcome = _take(ctx, account, listed.uid, raw, recipients_for, trace, peer)
+                except MailboxError:
+                    raise
+                except Exception as error:
+                    problem = f"message {listed.uid} left at the ISP: {safe_text(error, 300)}"
+                    log.warning("%s: %s", account.name, problem)
+                    problems.append(problem)
+                    continue
+                mailbox.delete(listed.key)
+                if outcome is None:
+                    result.duplicates += 1
+                else:
+                    qid, unaddressable = outcome
+                    result.fetched += 1
+                    result.queued.append(qid)
+                    result.unaddressable += unaddressable
+            mailbox.commit()
+        except MailboxError as error:
+            # What was queued is recorded as seen: the next session deletes it.
+            result.ok = False
+            problems.insert(0, str(error))
+    if problems:
+        result.detail = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)"
+                                                  if len(problems) > 3 else "")
+    return result, ("" if not result.ok else result.detail)
+
+
+def _take(ctx, account, uid, raw, recipients_for, trace, peer):
+    """Queues one message: (queue id, unaddressable count), or None when
+    every recipient already has it (a duplicate)."""
+    recipients = recipients_for(raw)
+    if not recipients:
+        raise ValueError("no recipient for this message")
+    unaddressable = getattr(recipients, "unaddressable", 0)
+    key = message_key(raw)
+    fresh = [r for r in dict.fromkeys(recipients) if not seen.is_recent(ctx.store, key, r, ctx.now)]
+    if not fresh:
+        seen.record_fetched(ctx.store, account.name, uid, key, [], ctx.now)
+        log.info("%s: %s dropped, already fetched for every recipient", account.name, key[:100])
+        return None
+    qid = submit(ctx.spool, Submission(
+        sender=envelope_sender(raw), recipients=fresh, message=isp_delivery_renamed(raw),
+        origin="retrieval",
+        direction="inbound", client_address=peer, client_name=account.host,
+        helo=account.host, trace=trace, note=f"fetched from {account.name}"),
+        ctx.announce, ctx.settings)
+    seen.record_fetched(ctx.store, account.name, uid, key, fresh, ctx.now)
+    return qid, min(unaddressable, len(fresh))
+
+
+def fetch_accounts(ctx: RetrievalContext, accounts, recipients_for_account: Callable,
+                   limit: int | None = None, cafile: str | None = None) -> list[AccountResult]:
+    """Each account in turn, a failure of one never stopping the next.
+    RECIPIENTS_FOR_ACCOUNT(account) returns that account's recipients_for."""
+    results = []
+    for account in accounts:
+        try:
+            recipients_for = recipients_for_account(account)
+        except Exception as error:
+            results.append(AccountResult(account.name, False, detail=str(error)))
+            continue
+        results.append(fetch_account(ctx, account, recipients_for, limit, cafile))
+    return results
+
+
+def session_limit(settings) -> int | None:
+    """Maximum messages to retrieve per session, None for unlimited."""
+    value = settings["email.max_retrieve_per_session"]
+    return None if value in (None, "", "unlimited") else int(value)
+
+
+__all__ = ["Recipients", "fetch_account", "fetch_accounts", "session_limit", "message_key",
+           "envelope_sender"]
