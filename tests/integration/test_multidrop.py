@@ -6,21 +6,28 @@ fetched into a box's real spool by submit, and end to end through a running
 from __future__ import annotations
 
 import email
+import email.utils
 import os
+import re
 import shutil
 import signal
 import smtplib
 import tempfile
 import time
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 
 import pytest
 
 from firmware.config import Store
+from firmware.mail.quarantine import Quarantine
 from firmware.mail.queue import Spool
+from softpaks.antivirus import paths
 from softpaks.mailserver.retrieval import Account, RetrievalContext, multidrop, seen
 from softpaks.mailserver.retrieval.fetch import fetch_account, fetch_accounts
 from softpaks.mailserver.retrieval.mailbox_client import MailboxError, open_mailbox
+from tests.support.clamd import ClamdProcess, eicar_bytes
 from tests.support.isp import Isp, IspSmtp, retrieval_process
 from tests.support.mailserver import PASSWORD, MailBox
 from tests.support.net import wait_for_banner, wait_until
@@ -392,3 +399,41 @@ def test_kill_9_in_the_middle_of_a_fetch_loses_and_duplicates_nothing(running_of
     box.wait_for_mail("bob", total, timeout=180)
     # Each exactly once: none lost, none twice.
     assert imap_subjects(box, "bob") == [f"bulk {n:03d}" for n in range(total)]
+
+
+# ---- fetched mail is scanned as smtpd's is --------------------------------------------------
+def _infected(subject: str) -> bytes:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "eve@outside.test", "bob@example.com", subject
+    message["Message-ID"] = email.utils.make_msgid(domain="outside.test")
+    message.set_content("the file you asked for\n")
+    message.add_attachment(eicar_bytes(), maintype="application", subtype="octet-stream",
+                           filename="eicar.com")
+    return b"Delivered-To: bob@example.com\r\n" + message.as_bytes(policy=SMTP_POLICY)
+
+
+def test_fetched_mail_is_scanned_a_virus_is_quarantined_a_scanner_down_leaves_it(
+        office, isp, outside_pytest_tmp):
+    office.cli("license", "activate", office.vendor.issue(antivirus=None))
+    office.configure(**{"antivirus.enabled": "on"})
+    clamd = ClamdProcess(outside_pytest_tmp / "clamd",
+                         socket_path=paths.socket_path(office.data)).start()
+    try:
+        isp.drop(LOGIN, isp.message(subject="clean", envelope=[("Delivered-To", "bob@example.com")]))
+        isp.drop(LOGIN, _infected("infected"))
+        result = run(office, isp)
+        assert result.ok and result.fetched == 2, result.detail
+        assert isp.count(LOGIN) == 0
+        [(recipients, message)] = queued(office)
+        assert recipients == ["bob@example.com"] and b"Subject: clean" in message
+        assert re.search(rb"^X-Virus-Scanned: clean ", message, re.MULTILINE)
+        [held] = Quarantine(office.data).items()
+        assert held.kind == "virus" and "virus found" in held.reason
+        assert [r.address for r in held.envelope.recipients] == ["bob@example.com"]
+    finally:
+        clamd.stop()
+    # No scanner: When the Scanner Fails says reject temporarily, so the mail waits at the ISP.
+    isp.drop(LOGIN, isp.message(subject="while down", envelope=[("Delivered-To", "bob@example.com")]))
+    result = run(office, isp)
+    assert result.fetched == 0 and "left at the ISP" in result.detail
+    assert isp.count(LOGIN) == 1 and len(queued(office)) == 1

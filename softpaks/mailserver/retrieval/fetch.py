@@ -8,6 +8,10 @@ point therefore loses nothing: a message queued but not yet recorded is
 fetched again and dropped by the (Message-ID, recipient) check; one
 recorded but not yet deleted is deleted, unfetched, next time.
 
+Before it is queued, a message passes the content checks smtpd runs at the
+end of DATA (content.py: the Anti-Virus scan): refused, it goes to the
+quarantine; a temporary failure leaves it at the ISP.
+
 One bad message (unreadable, or its recipients cannot be worked out, or
 the queue refuses it) is left at the ISP and noted; the others go on. A
 failed account is a failed AccountResult, never an exception."""
@@ -24,9 +28,11 @@ from typing import Callable
 
 from firmware.mail.addresses import is_clean
 from firmware.mail.headers import safe_text, summary, unfolded_headers
+from firmware.mail.quarantine import Quarantine
 from firmware.mail.submit import Submission, submit
 
 from . import Account, AccountResult, RetrievalContext, seen
+from .content import ContentScreen
 from .mailbox_client import MailboxError, open_mailbox
 
 log = logging.getLogger("gatebox.retrieval")
@@ -142,6 +148,7 @@ def _fetch(ctx, account, recipients_for, limit, cafile):
             seen.prune(store, ctx.now)
             peer = mailbox.peer
             trace = _trace(account, peer, settings["system.hostname"])
+            screen = ContentScreen(ctx)
             retrieved = 0
             for listed in listing:
                 if listed.uid in already:
@@ -154,7 +161,8 @@ def _fetch(ctx, account, recipients_for, limit, cafile):
                 retrieved += 1
                 raw = mailbox.retrieve(listed.key)
                 try:
-                    outcome = _take(ctx, account, listed.uid, raw, recipients_for, trace, peer)
+                    outcome = _take(ctx, account, listed.uid, raw, recipients_for, trace, peer,
+                                    screen)
                 except MailboxError:
                     raise
                 except Exception as error:
@@ -181,7 +189,7 @@ def _fetch(ctx, account, recipients_for, limit, cafile):
     return result, ("" if not result.ok else result.detail)
 
 
-def _take(ctx, account, uid, raw, recipients_for, trace, peer):
+def _take(ctx, account, uid, raw, recipients_for, trace, peer, screen):
     """Queues one message: (queue id, unaddressable count), or None when
     every recipient already has it (a duplicate)."""
     recipients = recipients_for(raw)
@@ -194,12 +202,17 @@ def _take(ctx, account, uid, raw, recipients_for, trace, peer):
         seen.record_fetched(ctx.store, account.name, uid, key, [], ctx.now)
         log.info("%s: %s dropped, already fetched for every recipient", account.name, key[:100])
         return None
-    qid = submit(ctx.spool, Submission(
-        sender=envelope_sender(raw), recipients=fresh, message=isp_delivery_renamed(raw),
-        origin="retrieval",
+    sender = envelope_sender(raw)
+    screened = screen(isp_delivery_renamed(raw), sender, fresh, peer)
+    submission = Submission(
+        sender=sender, recipients=fresh, message=screened.message, origin="retrieval",
         direction="inbound", client_address=peer, client_name=account.host,
-        helo=account.host, trace=trace, note=f"fetched from {account.name}"),
-        ctx.announce, ctx.settings)
+        helo=account.host, trace=trace, note=f"fetched from {account.name}")
+    if screened.quarantine:
+        kind, reason = screened.quarantine
+        qid = Quarantine(ctx.store.data_dir).put(submission, kind, reason, ctx.settings)
+    else:
+        qid = submit(ctx.spool, submission, ctx.announce, ctx.settings)
     seen.record_fetched(ctx.store, account.name, uid, key, fresh, ctx.now)
     return qid, min(unaddressable, len(fresh))
 

@@ -1,0 +1,56 @@
+"""The content checks of the policy chain (the Anti-Virus scan and what
+else a SoftPak places from Order.CONTENT on at the data stage), run on mail
+fetched from an ISP mailbox as smtpd runs them at the end of DATA: what is
+fetched is received mail like any other, and must not pass unscanned.
+
+Where smtpd would answer, a fetch has no one to answer to: a refusal (5xx)
+puts the message in the quarantine, a temporary failure (4xx, e.g. the
+scanner is down and When the Scanner Fails says so) leaves it at the ISP
+for the next session. The checks' headers are added; a check that asks for
+the quarantine gets it."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from firmware.mail import extensions
+from firmware.mail.policy import Context, Order, Policy
+from firmware.mail.submit import Submission, submit
+
+
+class TryLater(Exception):
+    """A content check failed for now: the message stays at the ISP."""
+
+
+@dataclass(frozen=True)
+class Screened:
+    message: bytes
+    quarantine: tuple | None = None     # (kind, reason)
+
+
+class ContentScreen:
+    def __init__(self, ctx):
+        self.ctx = ctx
+        chain = extensions.policy(ctx.store).for_stage("data")
+        self.policy = Policy([check for check in chain if check.order >= Order.CONTENT])
+
+    def __call__(self, message: bytes, sender: str, recipients: list, peer: str) -> Screened:
+        if not self.policy.checks:
+            return Screened(message)
+        context = Context(settings=self.ctx.settings, client_ip=peer or "0.0.0.0", sender=sender,
+                          recipients=list(recipients), message=message, data_size=len(message),
+                          submit=self._submit)
+        verdict = asyncio.run(self.policy.evaluate("data", context))
+        if verdict is not None and verdict.code >= 500:
+            kind = "virus" if verdict.check == "antivirus" else "spam"
+            return Screened(message, (kind, verdict.text))
+        if verdict is not None:
+            raise TryLater(f"{verdict.check}: {verdict.reply}")
+        added = "".join(f"{name}: {value}\r\n" for name, value in context.add_headers).encode()
+        held = (context.quarantine_kind, context.hold_reason) if context.quarantine_kind else None
+        return Screened(added + message, held)
+
+    async def _submit(self, submission: Submission) -> str:
+        # Notices the checks write (a virus notice) go into the queue as smtpd's do.
+        return submit(self.ctx.spool, submission, self.ctx.announce, self.ctx.settings)
