@@ -31,6 +31,7 @@ class RetrievalRunner:
         self.poll = poll
         self.looks = 0            # how often the schedule was read: tests wait on it
         self.sessions = 0
+        self.next_run: float | None = None   # what this runner last worked out
         self._after: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,6 +77,7 @@ class RetrievalRunner:
             if due is not None and now >= due:
                 self._after = max(now, due) + 1
                 due = schedule.next_retrieval_time(self._after, settings)
+        self.next_run = due
         if state.runner(store).next_run != due:
             state.set_next_run(store, due)
         self.looks += 1
