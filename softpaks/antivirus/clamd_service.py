@@ -17,6 +17,8 @@ import os
 import signal
 from pathlib import Path
 
+from firmware.system import durable
+
 from . import memory, paths
 from .clamd_client import Clamd, ScannerUnavailable
 from .settings import ENABLED
@@ -105,7 +107,8 @@ class ClamdConfig:
         for directory in (paths.antivirus_dir(self.data_dir), paths.db_dir(self.data_dir),
                           paths.temp_dir(self.data_dir), self.socket_path.parent):
             directory.mkdir(parents=True, exist_ok=True, mode=0o750)
-        self.config_path.write_text(config_text(
+        # Whole or not at all: the image's path unit may start clamd on it at any moment.
+        durable.write_atomically(self.config_path, config_text(
             socket=self.socket_path, database_dir=paths.db_dir(self.data_dir),
             log_file=self.log_path, temp_dir=paths.temp_dir(self.data_dir),
             stream_max_length=self.stream_max_length))

@@ -437,3 +437,35 @@ def test_fetched_mail_is_scanned_a_virus_is_quarantined_a_scanner_down_leaves_it
     result = run(office, isp)
     assert result.fetched == 0 and "left at the ISP" in result.detail
     assert isp.count(LOGIN) == 1 and len(queued(office)) == 1
+
+
+# ---- hostile or awkward messages at the ISP ----------------------------------------------------
+@pytest.mark.parametrize("protocol, tls", [("pop3", "tls"), ("imap", "tls")])
+def test_long_lines_pass_and_a_message_over_the_size_limit_waits_at_the_isp(office, isp,
+                                                                            protocol, tls):
+    office.configure(**{"email.max_message_size_mb": "1",
+                        **isp.box_settings(LOGIN, SECRET, protocol, tls)})
+    envelope = [("Delivered-To", "bob@example.com")]
+    isp.drop(LOGIN, isp.message(subject="huge", envelope=envelope,
+                                body="x" * 76 + "\r\n" + ("y" * 998 + "\r\n") * 1200))
+    # poplib alone refuses lines over 2048 octets; real mail has them (HTML on one line).
+    isp.drop(LOGIN, isp.message(subject="long line", envelope=envelope,
+                                body="<p>" + "z" * 6000 + "</p>\r\n"))
+    result = run(office, isp)
+    assert result.ok and result.fetched == 1
+    assert "over the 1048576 the box takes" in result.detail
+    assert list(by_subject(office)) == ["long line"]
+    [(_, message)] = queued(office)
+    assert b"z" * 6000 in message
+    assert isp.count(LOGIN) == 1, "the message over the limit is left at the ISP"
+
+
+def test_the_senders_forged_verdict_fields_are_removed_from_fetched_mail(office, isp):
+    isp.drop(LOGIN, isp.message(subject="forged", envelope=[("Delivered-To", "bob@example.com")],
+                                extra=[("X-Spam-Flag", "NO"), ("X-Virus-Scanned", "clean"),
+                                       ("X-Gatebox-Checks", "total=-100.0")]))
+    assert run(office, isp).fetched == 1
+    [(_, message)] = queued(office)
+    header = message.split(b"\r\n\r\n", 1)[0]
+    assert b"X-Spam-Flag" not in header and b"X-Virus-Scanned" not in header
+    assert re.search(rb"^X-Gatebox-Checks: total=0\.0", header, re.MULTILINE)

@@ -7,14 +7,19 @@ Where smtpd would answer, a fetch has no one to answer to: a refusal (5xx)
 puts the message in the quarantine, a temporary failure (4xx, e.g. the
 scanner is down and When the Scanner Fails says so) leaves it at the ISP
 for the next session. The checks' headers are added; a check that asks for
-the quarantine gets it."""
+the quarantine gets it. The score's thresholds apply and the fields smtpd
+writes are written (scoring.mark), the sender's forged ones removed.
+
+The core's data-stage checks before Order.CONTENT (size, line length, hops,
+bare line endings) guard the SMTP dialogue and are left out: what is fetched
+was accepted by the ISP, and its size is bounded by the fetch itself."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 
-from firmware.mail import extensions
+from firmware.mail import extensions, scoring
 from firmware.mail.policy import Context, Order, Policy
 from firmware.mail.submit import Submission, submit
 
@@ -36,8 +41,6 @@ class ContentScreen:
         self.policy = Policy([check for check in chain if check.order >= Order.CONTENT])
 
     def __call__(self, message: bytes, sender: str, recipients: list, peer: str) -> Screened:
-        if not self.policy.checks:
-            return Screened(message)
         context = Context(settings=self.ctx.settings, client_ip=peer or "0.0.0.0", sender=sender,
                           recipients=list(recipients), message=message, data_size=len(message),
                           submit=self._submit)
@@ -47,9 +50,17 @@ class ContentScreen:
             return Screened(message, (kind, verdict.text))
         if verdict is not None:
             raise TryLater(f"{verdict.check}: {verdict.reply}")
+        # The score decides as at smtpd's end of DATA, and the same header
+        # fields are written: the sender's own claims to be ours removed.
+        settings = self.ctx.settings
+        action = scoring.decide(context.score, settings)
+        if action.kind in (scoring.REJECT, scoring.QUARANTINE):
+            context.quarantine("spam", action.reason)
+        marked = scoring.mark(message, action, context.symbols, context.auth_results, settings,
+                              settings["system.hostname"])
         added = "".join(f"{name}: {value}\r\n" for name, value in context.add_headers).encode()
         held = (context.quarantine_kind, context.hold_reason) if context.quarantine_kind else None
-        return Screened(added + message, held)
+        return Screened(added + marked, held)
 
     async def _submit(self, submission: Submission) -> str:
         # Notices the checks write (a virus notice) go into the queue as smtpd's do.

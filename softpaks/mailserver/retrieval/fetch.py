@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Callable
 
 from firmware.mail.addresses import is_clean
+from firmware.mail.checks import message_size_limit
 from firmware.mail.headers import safe_text, summary, unfolded_headers
 from firmware.mail.quarantine import Quarantine
 from firmware.mail.submit import Submission, submit
 
 from . import Account, AccountResult, RetrievalContext, seen
-from .content import ContentScreen
-from .mailbox_client import MailboxError, open_mailbox
+from .content import ContentScreen, TryLater
+from .mailbox_client import MailboxError, MessageRefused, open_mailbox
 
 log = logging.getLogger("gatebox.retrieval")
 _LOCK_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -149,6 +150,7 @@ def _fetch(ctx, account, recipients_for, limit, cafile):
             peer = mailbox.peer
             trace = _trace(account, peer, settings["system.hostname"])
             screen = ContentScreen(ctx)
+            size_cap = fetch_size_cap(settings)
             retrieved = 0
             for listed in listing:
                 if listed.uid in already:
@@ -158,13 +160,29 @@ def _fetch(ctx, account, recipients_for, limit, cafile):
                 if limit is not None and retrieved >= limit:
                     result.left += 1
                     continue
+                if listed.size > size_cap:
+                    problem = (f"message {listed.uid} left at the ISP: {listed.size} octets, "
+                               f"over the {size_cap} the box takes (Maximum Message Size)")
+                    log.warning("%s: %s", account.name, problem)
+                    problems.append(problem)
+                    continue
                 retrieved += 1
-                raw = mailbox.retrieve(listed.key)
                 try:
+                    raw = mailbox.retrieve(listed.key, size_cap)
                     outcome = _take(ctx, account, listed.uid, raw, recipients_for, trace, peer,
                                     screen)
+                except MessageRefused as error:
+                    problems.append(f"message {listed.uid} left at the ISP: {error}")
+                    log.warning("%s: %s", account.name, problems[-1])
+                    continue
                 except MailboxError:
                     raise
+                except TryLater as error:
+                    # The scanner is down: every further message would wait for it too.
+                    problems.append(f"message {listed.uid} and the rest left at the ISP "
+                                    f"for the next session: {safe_text(error, 300)}")
+                    log.warning("%s: %s", account.name, problems[-1])
+                    break
                 except Exception as error:
                     problem = f"message {listed.uid} left at the ISP: {safe_text(error, 300)}"
                     log.warning("%s: %s", account.name, problem)
@@ -187,6 +205,16 @@ def _fetch(ctx, account, recipients_for, limit, cafile):
         result.detail = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)"
                                                   if len(problems) > 3 else "")
     return result, ("" if not result.ok else result.detail)
+
+
+# A fetched message is held whole in memory while it is queued: whatever the
+# Maximum Message Size says (unlimited included), never more than this.
+FETCH_HARD_CAP = 64 * 1024 * 1024
+
+
+def fetch_size_cap(settings) -> int:
+    limit = message_size_limit(settings)
+    return FETCH_HARD_CAP if limit is None else min(limit, FETCH_HARD_CAP)
 
 
 def _take(ctx, account, uid, raw, recipients_for, trace, peer, screen):

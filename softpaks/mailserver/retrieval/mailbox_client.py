@@ -35,6 +35,17 @@ class MailboxError(Exception):
     text is for the administrator (it never holds the password)."""
 
 
+class MessageRefused(MailboxError):
+    """The server refused one message (-ERR, NO) or it is over the size the
+    box takes: the session is still in step and goes on with the next."""
+
+
+# poplib refuses lines over 2048 octets, which real mail has (HTML on one
+# line): messages are read with our own reader, whose only bound is the
+# message's size cap.
+_POP_MAX_LINE = 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Listed:
     """One message in the mailbox: `uid` is stable across sessions,
@@ -130,7 +141,16 @@ class MailboxClient:
     def _guard(self, what: str, action):
         try:
             return action()
-        except (poplib.error_proto, imaplib.IMAP4.error, OSError, EOFError, ssl.SSLError) as error:
+        except MessageRefused:
+            raise
+        except poplib.error_proto as error:
+            reply = error.args[0] if error.args else b""
+            if isinstance(reply, bytes) and reply.startswith(b"-ERR"):
+                raise MessageRefused(f"{self.account.host}:{self.account.port}: {what}: "
+                                     f"{_describe(error)}") from None
+            raise MailboxError(f"{self.account.host}:{self.account.port}: {what}: "
+                               f"{_describe(error)}") from None
+        except (imaplib.IMAP4.error, imaplib.IMAP4.error, OSError, EOFError, ssl.SSLError) as error:
             raise MailboxError(f"{self.account.host}:{self.account.port}: {what}: "
                                f"{_describe(error)}") from None
 
@@ -169,7 +189,10 @@ class MailboxClient:
         uids = [u.decode() for u in (data[0] or b"").split()]
         if not uids:
             return []
-        status, data = self._imap.uid("FETCH", ",".join(uids), "(RFC822.SIZE)")
+        # One range, not a list of every UID: servers bound a command's length.
+        status, data = self._imap.uid("FETCH", "1:*", "(UID RFC822.SIZE)")
+        if status != "OK":
+            raise imaplib.IMAP4.error(f"FETCH of the sizes failed: {data}")
         sizes = {}
         for item in data:
             line = item[0] if isinstance(item, tuple) else item
@@ -187,22 +210,47 @@ class MailboxClient:
             return self._guard("counting", lambda: self._pop.stat()[0])
         return len(self.list())
 
-    def retrieve(self, key: str) -> bytes:
-        """The message's bytes as stored at the ISP (CRLF line ends)."""
+    def retrieve(self, key: str, limit: int) -> bytes:
+        """The message's bytes as stored at the ISP (CRLF line ends), at most
+        `limit` octets: a longer one raises MessageRefused, whatever size the
+        server announced, so a hostile server cannot fill the box's memory."""
         if self._pop is not None:
-            def pop():
-                lines = self._pop.retr(int(key))[1]
-                # poplib has already undone the dot-stuffing.
-                return b"".join(line + b"\r\n" for line in lines)
-            return self._guard(f"retrieving message {key}", pop)
+            return self._guard(f"retrieving message {key}", lambda: self._retr_pop3(key, limit))
 
         def imap():
-            status, data = self._imap.uid("FETCH", key, "(BODY.PEEK[])")
+            status, data = self._imap.uid("FETCH", key, f"(BODY.PEEK[]<0.{limit + 1}>)")
+            if status != "OK":
+                raise MessageRefused(f"message {key}: the server refused it: {_describe(data)}")
             for item in data or ():
                 if isinstance(item, tuple):
+                    if len(item[1]) > limit:
+                        raise MessageRefused(f"message {key} is over {limit} octets")
                     return item[1]
-            raise imaplib.IMAP4.error(f"no message with UID {key}")
+            raise MessageRefused(f"no message with UID {key}")
         return self._guard(f"retrieving message {key}", imap)
+
+    def _retr_pop3(self, key: str, limit: int) -> bytes:
+        pop = self._pop
+        pop._putcmd(f"RETR {int(key)}")
+        pop._getresp()          # raises error_proto on -ERR: the session is still in step
+        parts, total = [], 0
+        while True:
+            line = pop.file.readline(_POP_MAX_LINE + 3)
+            if not line:
+                raise EOFError("the server closed the connection in the middle of a message")
+            if line in (b".\r\n", b".\n"):
+                return b"".join(parts)
+            if not line.endswith(b"\n"):
+                raise poplib.error_proto("a line of the message is too long (over 1 MB)")
+            if line.startswith(b".."):
+                line = line[1:]     # dot-stuffing undone
+            line = line.rstrip(b"\r\n") + b"\r\n"
+            total += len(line)
+            if total > limit:
+                # Out of step now (the rest of the message is unread): the
+                # session ends; the message stays at the ISP.
+                raise poplib.error_proto(f"message {key} is over {limit} octets")
+            parts.append(line)
 
     def delete(self, key: str):
         """Marks the message deleted; it goes at commit()."""

@@ -22,7 +22,8 @@ from firmware.mail.headers import unfolded_headers
 from .. import directory, routing, settings as keys
 from . import Account, AccountResult, RetrievalContext, envelope
 from .fetch import Recipients, fetch_account, session_limit
-from .mailbox_client import MailboxError, default_port, open_mailbox, tls_context
+from .mailbox_client import (MailboxError, MessageRefused, default_port, open_mailbox,
+                             tls_context)
 
 ACCOUNT = "multidrop"
 PROBE_HEADER = "X-Gatebox-Envelope-Probe"
@@ -142,9 +143,17 @@ def send_probe(settings, token: str, recipient: str, server: tuple[str, int] | N
         with smtplib.SMTP(host, port, timeout=60, local_hostname=settings["system.hostname"]) as smtp:
             smtp.ehlo()
             if settings["email.relay_server_auth"] and server is None and settings["email.relay_server_address"]:
-                if smtp.has_extn("starttls"):
+                tls = smtp.has_extn("starttls")
+                if tls:
                     smtp.starttls(context=tls_context())
                     smtp.ehlo()
+                # As the delivery agent: never the password in clear text past the LAN.
+                peer = smtp.sock.getpeername()[0]
+                nearby = peer.startswith("127.") or peer == "::1" or addresses.in_networks(
+                    peer, settings["email.trusted_networks"])
+                if not tls and not nearby:
+                    raise DetectionError(f"{host}:{port} offers no STARTTLS; the Relay Server "
+                                         "password is not sent in clear text")
                 smtp.login(settings["email.relay_server_login"], settings["email.relay_server_password"])
             smtp.sendmail(f"postmaster@{settings['email.domain']}", [recipient],
                           probe_message(settings, token, recipient))
@@ -152,9 +161,20 @@ def send_probe(settings, token: str, recipient: str, server: tuple[str, int] | N
         raise DetectionError(f"cannot send the probe through {host}:{port}: {error}") from None
 
 
-def _find_probe(mailbox, token: str):
+PROBE_MAX_OCTETS = 256 * 1024
+
+
+def _find_probe(mailbox, token: str, looked: set):
+    """The probe among the messages not looked at before (a poll every few
+    seconds must not fetch the whole mailbox again), or None."""
     for listed in mailbox.list():
-        raw = mailbox.retrieve(listed.key)
+        if listed.uid in looked or listed.size > PROBE_MAX_OCTETS:
+            continue
+        looked.add(listed.uid)
+        try:
+            raw = mailbox.retrieve(listed.key, PROBE_MAX_OCTETS)
+        except MessageRefused:
+            continue
         if any(name == PROBE_HEADER.lower() and value.strip() == token
                for name, value in unfolded_headers(raw)):
             return listed, raw
@@ -174,10 +194,11 @@ def detect_envelope_header(ctx: RetrievalContext, server: tuple[str, int] | None
     send_probe(settings, token, recipient, server)
     mailbox_account = account(settings)
     deadline = clock() + timeout
+    looked: set = set()
     while True:
         try:
             with open_mailbox(mailbox_account, cafile=cafile) as mailbox:
-                found = _find_probe(mailbox, token)
+                found = _find_probe(mailbox, token, looked)
                 if found is not None:
                     listed, raw = found
                     mailbox.delete(listed.key)
