@@ -197,6 +197,21 @@ def test_the_same_message_under_a_new_uid_is_a_duplicate(office, isp):
     assert isp.count(LOGIN) == 0, "the duplicate is removed at the ISP too"
 
 
+def test_another_message_under_a_message_id_seen_before_is_not_a_duplicate(office, isp):
+    envelope = [("Delivered-To", "bob@example.com")]
+    isp.drop(LOGIN, isp.message(subject="first", envelope=envelope, message_id="<same@outside.test>"))
+    assert run(office, isp).fetched == 1
+    # The same message again, with another ISP line on top: still a duplicate.
+    isp.drop(LOGIN, isp.message(subject="first", envelope=[("X-ISP-Spool", "2"), *envelope],
+                                message_id="<same@outside.test>"))
+    # A different message that reuses (or guessed) the Message-ID is not.
+    isp.drop(LOGIN, isp.message(subject="second", envelope=envelope, body="Other text.\r\n",
+                                message_id="<same@outside.test>"))
+    again = run(office, isp)
+    assert (again.fetched, again.duplicates) == (1, 1)
+    assert sorted(by_subject(office)) == ["first", "second"]
+
+
 def test_uids_seen_in_an_earlier_session_are_deleted_not_fetched_again(office, isp):
     # The state a crash leaves after the queue and the seen table have the
     # message but before the ISP deleted it: the session ended without QUIT.

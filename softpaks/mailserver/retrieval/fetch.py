@@ -50,10 +50,17 @@ class Recipients(list):
 
 
 def message_key(message: bytes) -> str:
-    """The Message-ID, or for mail without one a digest of the bytes (the
-    same message fetched again has the same bytes)."""
+    """The Message-ID with a digest of the body, or for mail without one a
+    digest of the bytes. The body counts too, so that another message under
+    a Message-ID seen before (reused by a sender, or guessed by a stranger
+    to suppress the real one) is never dropped as a duplicate; the same
+    message delivered again, with other ISP header lines on top, still is."""
     message_id = summary(message).message_id.strip()
-    return message_id or "sha256:" + hashlib.sha256(message).hexdigest()
+    if not message_id:
+        return "sha256:" + hashlib.sha256(message).hexdigest()
+    end = message.find(b"\r\n\r\n")
+    body = message[end + 4:] if end >= 0 else b""
+    return f"{message_id[:900]} {hashlib.sha256(body).hexdigest()[:32]}"
 
 
 def envelope_sender(message: bytes) -> str:
