@@ -70,16 +70,30 @@ def test_usual_ports_and_ip_addresses(store):
 
 def test_a_modify_without_a_password_keeps_it_and_listings_never_hold_it(store):
     number = _add(store)
-    isp_accounts.save_remote_account(store, host_name="pop2.isp.test", login_name="old.bob",
+    isp_accounts.save_remote_account(store, host_name="pop.isp.test", login_name="new.bob",
                                      password_text=None, recipient="bob", account_id=number)
     [(recipient, account)] = isp_accounts.remote_fetch_accounts(store)
-    assert (recipient, account.host, account.password) == ("bob", "pop2.isp.test", SECRET)
+    assert (recipient, account.login, account.password) == ("bob", "new.bob", SECRET)
     assert SECRET not in repr(account)
     listed = isp_accounts.remote_accounts(store)[0]
     assert SECRET not in repr(listed) and SECRET not in listed.describe()
     with pytest.raises(AccountInputError, match="no such account"):
         isp_accounts.save_remote_account(store, host_name="x.test", login_name="a", password_text=None,
                                          recipient="bob", account_id=99)
+
+
+@pytest.mark.parametrize("change", [{"host_name": "pop.elsewhere.test"}, {"port_text": "1995"},
+                                    {"protocol_name": "imap"}, {"tls": "none"},
+                                    {"verify": False}])
+def test_the_stored_password_never_follows_a_new_server_or_a_weaker_connection(store, change):
+    number = _add(store)
+    with pytest.raises(AccountInputError, match="give it again"):
+        _add(store, password_text=None, account_id=number, **change)
+    [(_, account)] = isp_accounts.remote_fetch_accounts(store)
+    assert (account.host, account.tls, account.verify) == ("pop.isp.test", "tls", True)
+    _add(store, password_text="new secret 2", account_id=number, **change)
+    [(_, account)] = isp_accounts.remote_fetch_accounts(store)
+    assert account.password == "new secret 2"
 
 
 def test_deleting_an_account_forgets_what_it_fetched(store):

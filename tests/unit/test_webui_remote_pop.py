@@ -82,10 +82,17 @@ def test_an_account_is_added_listed_and_its_password_never_shown(licensed_client
 
     # Modified with the password left empty: the stored one stays.
     response = licensed_client.post(f"{EDIT}?name={account.id}",
-                                    data=_form(token, password="", port="1995", original=str(account.id)))
+                                    data=_form(token, password="", login="new.bob",
+                                               original=str(account.id)))
     assert response.status_code == 302
     assert _with_store(licensed_client, isp_accounts.remote_fetch_accounts)[0][1].password == SECRET
-    assert _remote(licensed_client)[0].port == 1995
+    assert _remote(licensed_client)[0].login == "new.bob"
+    # ... but it never follows the account to another port (or server) unasked.
+    response = licensed_client.post(f"{EDIT}?name={account.id}",
+                                    data=_form(token, password="", port="1995",
+                                               original=str(account.id)))
+    assert response.status_code == 400 and "give it again" in response.get_data(as_text=True)
+    assert _remote(licensed_client)[0].port != 1995
 
 
 def test_a_form_without_the_csrf_token_changes_nothing(licensed_client):

@@ -259,8 +259,17 @@ def save_remote_account(store, *, host_name: str, port_text="", protocol_name: s
                 values + [new_password]).lastrowid
             verb = "add"
         else:
-            if remote_account(store, account_id) is None:
+            before = remote_account(store, account_id)
+            if before is None:
                 raise AccountInputError(f"Remote POP account {account_id}: no such account")
+            # The stored password goes only where it went before: a new server,
+            # or a weaker connection to it, needs the password given again.
+            moved = ((before.host, before.port, before.protocol, before.tls) !=
+                     (values[0], values[1], values[2], values[3]) or
+                     (before.verify and not values[4]))
+            if moved and new_password is None:
+                raise AccountInputError("Password: give it again when the server, port, "
+                                        "protocol or connection security changes")
             store.db.execute(
                 "UPDATE mail_remote_accounts SET host = ?, port = ?, protocol = ?, tls = ?, "
                 "verify = ?, login = ?, recipient = ?, enabled = ? WHERE id = ?",
