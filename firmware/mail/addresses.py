@@ -115,16 +115,23 @@ def literal_ip(domain: str):
         return None
 
 
+def comparable_ip(text: str):
+    """An address comparable whatever its spelling (IPv6 forms, a %scope,
+    IPv4-mapped IPv6), or None when the text is not an address."""
+    try:
+        address = ipaddress.ip_address(str(text).split("%")[0])
+    except ValueError:
+        return None
+    return getattr(address, "ipv4_mapped", None) or address
+
+
 def in_networks(ip: str, networks: str) -> bool:
     """True when ip lies in the comma-separated Trusted Networks value."""
     if networks.strip() == "*":
         return True
-    try:
-        address = ipaddress.ip_address(ip.split("%")[0])
-    except ValueError:
+    address = comparable_ip(ip)
+    if address is None:
         return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
     for item in networks.split(","):
         item = item.strip()
         if not item:

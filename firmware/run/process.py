@@ -47,3 +47,27 @@ def die_with_parent():
     so nothing keeps serving a box that is down."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+async def stop_child(process, seconds: float):
+    """SIGTERM, then SIGKILL after `seconds`: a child daemon (Dovecot,
+    clamd) is gone when this returns."""
+    if process is None or process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), seconds)
+    except asyncio.TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+def log_tail(path, offset: int, otherwise: str) -> str:
+    """The last lines a child daemon wrote to its log since `offset`, on one
+    line, to say why it did not come up."""
+    text = ""
+    if path.exists():
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode("utf-8", "replace")
+    return " | ".join(text.strip().splitlines()[-5:]) or otherwise

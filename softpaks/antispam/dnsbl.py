@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 
 from firmware.config import transaction
+from firmware.mail.addresses import comparable_ip
 from firmware.mail.headers import safe_text
 from firmware.mail.policy import Check, Context, Order, reject
 from firmware.mail.resolver import NXDOMAIN, DnsFailure, NoAnswer
@@ -109,17 +110,10 @@ def _zones(raw: str) -> tuple:
     return tuple(found)
 
 
-def _ip(text: str):
-    try:
-        address = ipaddress.ip_address(str(text).split("%")[0])
-    except ValueError:
-        return None
-    return getattr(address, "ipv4_mapped", None) or address
-
 
 def query_name(ip: str, zone: str) -> str:
     """'192.0.2.7', 'zone' -> '7.2.0.192.zone'; IPv6 as its 32 reversed nibbles."""
-    address = _ip(ip)
+    address = comparable_ip(ip)
     if address is None:
         raise ValueError(f"{ip!r} is not an IP address")
     # reverse_pointer ends in in-addr.arpa or ip6.arpa: the zone takes their place.
@@ -363,9 +357,9 @@ def dnsbl_check(store, monitor: ZoneMonitor | None = None) -> Check:
         if ctx.may_relay or ctx.whitelisted:
             return None
         configured = zones(ctx.settings)
-        if not configured or ctx.resolver is None or _ip(ctx.client_ip) is None:
+        if not configured or ctx.resolver is None or comparable_ip(ctx.client_ip) is None:
             return None
-        ip = str(_ip(ctx.client_ip))
+        ip = str(comparable_ip(ctx.client_ip))
         found = await asyncio.gather(*(monitor.judge(ip, zone, ctx.settings, ctx.resolver)
                                        for zone in configured))
         for failed in (f for f in found if f is not None and f.outcome == ERROR):

@@ -10,11 +10,11 @@ Trusted Networks, authenticated and whitelisted clients are exempt."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from dataclasses import dataclass
 
 import dns.reversename
 
+from firmware.mail.addresses import comparable_ip
 from firmware.mail.headers import safe_text
 from firmware.mail.policy import Check, Context, Order, reject, tempfail
 from firmware.mail.resolver import NXDOMAIN, DnsFailure, NoAnswer
@@ -31,13 +31,6 @@ MAX_NAMES = 5               # PTR names followed forward; more is a misconfigura
 CONFIRMED, NAMED, NO_PTR, UNCONFIRMED, TEMPFAIL = (
     "confirmed", "named", "no_ptr", "unconfirmed", "tempfail")
 
-
-def _ip(text: str):
-    try:
-        address = ipaddress.ip_address(str(text).split("%")[0])
-    except ValueError:
-        return None
-    return getattr(address, "ipv4_mapped", None) or address
 
 
 async def ptr_names(ip, settings, resolver, budget: float = QUERY_SECONDS) -> list[str]:
@@ -57,7 +50,7 @@ async def _addresses(name: str, rdtype: str, settings, resolver, budget: float) 
         answer = await resolver.resolve(name, rdtype, settings, budget)
     except (NXDOMAIN, NoAnswer):
         return set()
-    return {_ip(record.address) for record in answer}
+    return {comparable_ip(record.address) for record in answer}
 
 
 async def _confirmed_among(names, ip, settings, resolver, budget: float) -> str | None:
@@ -79,7 +72,7 @@ async def forward_confirmed_name(ip, settings, resolver, budget: float = QUERY_S
     """The client's forward-confirmed PTR name (it has a PTR record whose
     name resolves back to ip), or None: no PTR, no name that resolves back,
     or DNS could not tell."""
-    address = _ip(ip)
+    address = comparable_ip(ip)
     if address is None:
         return None
     try:
@@ -134,7 +127,7 @@ def reverse_dns_check() -> Check:
         settings = ctx.settings
         if not settings[REVERSE_DNS_REQUIRED] or ctx.may_relay or ctx.whitelisted:
             return None
-        ip = _ip(ctx.client_ip)
+        ip = comparable_ip(ctx.client_ip)
         if ip is None or ctx.resolver is None:
             return None
         strict = bool(settings[REVERSE_DNS_FORWARD_CONFIRMED])

@@ -11,12 +11,11 @@ mail then waits at the senders (or passes unscanned, as the settings say)."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
-import signal
 from pathlib import Path
 
+from firmware.run.process import die_with_parent, log_tail, stop_child
 from firmware.system import durable
 
 from . import memory, paths
@@ -75,7 +74,7 @@ def config_text(*, socket: Path, database_dir: Path, log_file: Path, temp_dir: P
 
 
 def _die_with_parent_and_volunteer_for_oom():
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    die_with_parent()
     with open("/proc/self/oom_score_adj", "w") as score:
         score.write("1000")
 
@@ -200,12 +199,7 @@ class ClamdService(ClamdConfig):
         return False
 
     def _log_since(self, offset: int) -> str:
-        text = ""
-        if self.log_path.exists():
-            with open(self.log_path, "rb") as handle:
-                handle.seek(offset)
-                text = handle.read().decode("utf-8", "replace")
-        return " | ".join(text.strip().splitlines()[-5:]) or "see the clamd log"
+        return log_tail(self.log_path, offset, "see the clamd log")
 
     async def stop(self):
         self._stopping = True
@@ -216,14 +210,7 @@ class ClamdService(ClamdConfig):
         process, self.process = self.process, None
         if _running.get(str(self.socket_path)) is self:
             del _running[str(self.socket_path)]
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), STOP_SECONDS)
-        except asyncio.TimeoutError:
-            process.kill()
-            await process.wait()
+        await stop_child(process, STOP_SECONDS)
 
 
 class ExternalClamdService(ClamdConfig):

@@ -7,17 +7,16 @@ checkpassword program against the box's own accounts. Started and stopped by
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import grp
 import hashlib
 import os
 import pwd
 import shlex
-import signal
 import sys
 import tempfile
 from pathlib import Path
 
+from firmware.run.process import die_with_parent, log_tail, stop_child
 from firmware.system import tls
 
 from .maildir import mail_owner
@@ -140,10 +139,6 @@ def unreachable_by_mail_user(data_dir: Path) -> Path | None:
     return None
 
 
-def _die_with_parent():
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 async def _wait_for_port(host: str, port: int, process, deadline: float) -> bool:
     loop = asyncio.get_running_loop()
     host = "127.0.0.1" if host in ("0.0.0.0", "", "*") else ("::1" if host == "::" else host)
@@ -197,7 +192,7 @@ class DovecotService:
         with open(self.log_path, "ab") as early_errors:
             self.process = await asyncio.create_subprocess_exec(
                 DOVECOT, "-F", "-c", str(self.config_path), stdin=asyncio.subprocess.DEVNULL,
-                stdout=early_errors, stderr=early_errors, preexec_fn=_die_with_parent)
+                stdout=early_errors, stderr=early_errors, preexec_fn=die_with_parent)
         deadline = asyncio.get_running_loop().time() + START_SECONDS
         for port in (self.pop3_port, self.imap_port, self.imaps_port):
             if port and not await _wait_for_port(self.bind, port, self.process, deadline):
@@ -206,20 +201,8 @@ class DovecotService:
                                    f"{self._log_since(start_at)}")
 
     def _log_since(self, offset: int) -> str:
-        text = ""
-        if self.log_path.exists():
-            with open(self.log_path, "rb") as handle:
-                handle.seek(offset)
-                text = handle.read().decode("utf-8", "replace")
-        return " | ".join(text.strip().splitlines()[-5:]) or "see the Dovecot log"
+        return log_tail(self.log_path, offset, "see the Dovecot log")
 
     async def stop(self):
         process, self.process = self.process, None
-        if process is None or process.returncode is not None:
-            return
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), STOP_SECONDS)
-        except asyncio.TimeoutError:
-            process.kill()
-            await process.wait()
+        await stop_child(process, STOP_SECONDS)

@@ -13,13 +13,12 @@ own: none of these checks judges them. Each counts its results per kind
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 
 from firmware import plugins
 from firmware.config.types import split_host_port
 
 from .. import addresses, server_type
-from ..addresses import in_networks
+from ..addresses import comparable_ip, in_networks
 from ..headers import safe_text
 from ..mx import LookupFailed
 from ..policy import Check, Context, Order, reject, tempfail
@@ -36,14 +35,6 @@ CALLOUT_BUDGET = 30.0
 INLINE_HEADER_BYTES = 16 * 1024
 
 
-def _ip(text: str):
-    """An address comparable whatever its spelling (IPv6 forms, IPv4-mapped)."""
-    try:
-        address = ipaddress.ip_address(str(text).split("%")[0])
-    except ValueError:
-        return None
-    return getattr(address, "ipv4_mapped", None) or address
-
 
 def callout_targets(hosts, settings) -> list:
     """The sender's MX hosts the box may ask: never one inside Trusted
@@ -54,7 +45,7 @@ def callout_targets(hosts, settings) -> list:
     lan_host = split_host_port(lan)[0].lower() if lan else ""
     allowed = []
     for address, port in hosts:
-        ip = _ip(address)
+        ip = comparable_ip(address)
         if ip is None or ip.is_unspecified or ip.is_multicast or ip.is_link_local \
                 or in_networks(str(ip), settings["email.trusted_networks"]) \
                 or str(ip) == lan_host:
@@ -88,8 +79,8 @@ def spf():
                 ctx.count_result("spf", "bypassed")
                 return None
             ours = await my_mx.my_mx_addresses(settings, ctx.resolver, OWN_MX_BUDGET)
-            client = _ip(ctx.client_ip)
-            if client is not None and client in {_ip(a) for a in ours}:
+            client = comparable_ip(ctx.client_ip)
+            if client is not None and client in {comparable_ip(a) for a in ours}:
                 ctx.count_result("spf", "bypassed")
                 return None
         outcome = await spf_check.check(ctx.client_ip, ctx.sender, ctx.helo, settings,

@@ -6,25 +6,18 @@ only delay what the box itself asked for."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from firmware.config.types import split_host_port
 
 from .. import server_type
+from ..addresses import comparable_ip
 from ..resolver import NXDOMAIN, DnsFailure, NoAnswer, Resolver
 from . import spf_check
 
 log = logging.getLogger("gatebox.smtpd")
 LOOKUP_SECONDS = 2.0
 
-
-def _ip(text: str):
-    try:
-        address = ipaddress.ip_address(str(text).split("%")[0])
-    except ValueError:
-        return None
-    return getattr(address, "ipv4_mapped", None) or address
 
 
 async def isp_server_addresses(settings, resolver: Resolver | None,
@@ -35,8 +28,8 @@ async def isp_server_addresses(settings, resolver: Resolver | None,
     if not server_type.triggers(settings) or not server:
         return frozenset()
     host = split_host_port(server)[0]
-    if _ip(host) is not None:
-        return frozenset({str(_ip(host))})
+    if comparable_ip(host) is not None:
+        return frozenset({str(comparable_ip(host))})
     if resolver is None:
         return frozenset()
     found = set()
@@ -58,8 +51,8 @@ async def my_mx_addresses(settings, resolver: Resolver, budget: float = LOOKUP_S
 
 
 def is_among(client_ip: str, addresses) -> bool:
-    client = _ip(client_ip)
-    return client is not None and client in {_ip(a) for a in addresses}
+    client = comparable_ip(client_ip)
+    return client is not None and client in {comparable_ip(a) for a in addresses}
 
 
 async def is_isp_server(ctx) -> bool:

@@ -5,16 +5,16 @@ the notices the box queued for it."""
 
 from __future__ import annotations
 
-from flask import abort, render_template, request
+from flask import abort, render_template
 from flask_wtf import FlaskForm
 from wtforms import StringField
 
 from firmware.mail.addresses import is_clean
 from firmware.mail.bounce import admin_address
+from webui.context import actor, store
 
 from .. import eicar, status
 from .blueprint import blueprint
-from .common import actor, store
 
 INTRO = ("Sends the EICAR test file, a harmless file every virus scanner recognises, as an "
          "attachment to the box's own SMTP port, the way a server outside sends mail: it goes "

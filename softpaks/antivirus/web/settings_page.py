@@ -9,11 +9,11 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, request
 
 from webui import settings_form
+from webui.context import actor, store
 
 from .. import memory, paths, status
 from ..settings import ENABLED, SETTINGS_MENU
 from .blueprint import blueprint
-from .common import actor, store
 
 INTRO = ("Each message sent or received is scanned at the end of DATA, before the box answers "
          "250, so nothing infected is ever accepted. The scanner is ClamAV's daemon (clamd), "

@@ -22,11 +22,12 @@ from firmware.config import Store
 from firmware.system import durable
 from webui.security import csrf
 from webui.settings_page import settings_view
+from webui.button_form import EXPIRED_FORM, ButtonForm
+from webui.context import actor, store
 
 from .. import paths, signatures, status, updates
 from ..settings import SIGNATURES_MENU
 from .blueprint import blueprint
-from .common import EXPIRED_FORM, ButtonForm, actor, store
 
 INTRO = ("The scanner recognises only what its signatures describe: new viruses appear every "
          "day, so the signatures must stay current. The box fetches them on the schedule below, "
