@@ -11,8 +11,10 @@ DATA ?= $(CURDIR)/build/dev-data
 # check real update bundles with.
 CHECK_APT_PACKAGES := python3 python3-venv openssl rauc dbus-daemon squashfs-tools
 APT_PACKAGES := $(CHECK_APT_PACKAGES) swaks libnet-ssleay-perl postfix dnsmasq-base ca-certificates \
-	chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd sqlite3 libatomic1 slapd \
-	clamav clamav-daemon clamav-freshclam clamav-testfiles
+	chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve sqlite3 libatomic1 slapd \
+	clamav clamav-daemon clamav-freshclam clamav-testfiles publicsuffix
+# The benchmarks' peers (bench/): SpamAssassin's spamd and spamc beside the Anti-Spam scoring.
+BENCH_APT_PACKAGES := spamassassin spamc
 # Building and booting the firmware image (qemu/); the system tests need them too.
 IMAGE_APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils squashfs-tools grub-pc-bin grub-common \
 	dosfstools mtools fdisk genimage rauc dbus-daemon
@@ -24,7 +26,7 @@ IMAGE := build/gatebox-$(ARCH).img
 IMAGE_SOURCES := pyproject.toml $(shell find firmware webui softpaks rootfs-overlay qemu buildroot/board \
 	-type f ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null)
 
-.PHONY: run system-test dev test check deps apt check-apt image-apt venv bench bench-image clean image image-aarch64 bundle
+.PHONY: run system-test dev test check deps apt check-apt bench-apt image-apt venv bench bench-image clean image image-aarch64 bundle
 
 # Boots the firmware image under QEMU (built first when missing or older than
 # the sources) and prints the loopback ports and the admin URL.
@@ -76,6 +78,9 @@ apt:
 check-apt:
 	$(call apt_install,$(CHECK_APT_PACKAGES))
 
+bench-apt:
+	$(call apt_install,$(BENCH_APT_PACKAGES))
+
 image-apt:
 	$(call apt_install,$(IMAGE_APT_PACKAGES))
 
@@ -103,7 +108,7 @@ $(VENV)/.installed: pyproject.toml vendor/pyproject.toml | check-apt
 	$(PY) -m pip install -q -e '.[test]' -e ./vendor
 	touch $@
 
-bench: deps
+bench: deps bench-apt
 	$(PY) bench/relay_throughput.py
 
 # Image size, boot time to SMTP/HTTPS, service memory in a 256 MB guest.

@@ -25,7 +25,8 @@ def policy(store) -> Policy:
         # A SoftPak's check must declare its stage, position and failure mode.
         if not isinstance(check, Check):
             raise TypeError(f"SoftPak policy check {check!r} is not a firmware.mail.policy.Check")
-    return Policy(CORE_CHECKS + address_verification_checks(store) + extra)
+    signers = _flatten(manager.hook.gatebox_message_signers(store=store))
+    return Policy(CORE_CHECKS + address_verification_checks(store) + extra, signers)
 
 
 def routes(store) -> tuple:

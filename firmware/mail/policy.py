@@ -140,6 +140,10 @@ class Context:
     add_headers: list = field(default_factory=list)  # (name, value) a check wants added
     symbols: list = field(default_factory=list)
     auth_results: list = field(default_factory=list)
+    # scoring.SpamPolicy a check set for this transaction (the Anti-Spam
+    # SoftPak, from the recipients' filter level and action); None: the
+    # email.spam_*_score settings decide.
+    spam_policy: object = None
     hold_reason: str = ""               # set when the message is to be held (quarantine)
     quarantine_kind: str = ""           # virus | spam, with hold_reason: see quarantine()
     # async callable(Submission) -> queue id: how a check puts mail it writes
@@ -191,6 +195,7 @@ class Context:
         self.data_complete = True
         self.add_headers, self.hold_reason, self.quarantine_kind = [], "", ""
         self.whitelisted = False
+        self.spam_policy = None
         self.symbols = [s for s in self.symbols if s.stage not in TRANSACTION_STAGES]
         self.auth_results = [a for a in self.auth_results if a.stage not in TRANSACTION_STAGES]
 
@@ -219,7 +224,12 @@ class Check:
 
 
 class Policy:
-    def __init__(self, checks=()):
+    """The checks, and the signers smtpd applies to outbound mail once it is
+    accepted: callables signer(message: bytes, ctx: Context) -> bytes, header
+    fields to put on top (b"" for none), e.g. a DKIM-Signature."""
+
+    def __init__(self, checks=(), signers=()):
+        self.signers = list(signers)
         self.checks: list[Check] = []
         self._by_stage: dict = {stage: [] for stage in STAGES}
         for check in checks:

@@ -37,6 +37,23 @@ _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+\-./=?^_`{|}~@]{1,128}\Z")
 
 
 @dataclass(frozen=True)
+class SpamPolicy:
+    """Thresholds for one transaction, in place of the email.spam_*_score
+    settings: what a filter level and Filter Match Action (Anti-Spam) come
+    to for the message's recipients. None turns a threshold off.
+    tag_subject False keeps the subject as it is (the X-Spam fields are
+    still added)."""
+    tag: float | None = None
+    quarantine: float | None = None
+    reject: float | None = None
+    tag_subject: bool = True
+    name: str = ""                       # where it came from, for the log
+
+    def threshold(self, kind: str) -> float | None:
+        return {REJECT: self.reject, QUARANTINE: self.quarantine, TAG: self.tag}[kind]
+
+
+@dataclass(frozen=True)
 class Action:
     kind: str
     total: float
@@ -49,17 +66,22 @@ class Action:
         return f"spam score {self.total:.1f} >= {self.threshold:.1f} ({self.kind} score)"
 
 
-def decide(total: float, settings) -> Action:
-    for kind, key in THRESHOLDS:
-        threshold = settings[key]
+def _thresholds(settings, policy: SpamPolicy | None):
+    if policy is not None:
+        return [(kind, policy.threshold(kind)) for kind, _ in THRESHOLDS]
+    return [(kind, settings[key]) for kind, key in THRESHOLDS]
+
+
+def decide(total: float, settings, policy: SpamPolicy | None = None) -> Action:
+    for kind, threshold in _thresholds(settings, policy):
         if threshold is not None and total >= threshold:
             return Action(kind, total, threshold)
     return Action(ACCEPT, total)
 
 
-def required_score(settings) -> float | None:
+def required_score(settings, policy: SpamPolicy | None = None) -> float | None:
     """The score from which mail counts as spam: the lowest threshold set."""
-    values = [settings[key] for _, key in THRESHOLDS if settings[key] is not None]
+    values = [t for _, t in _thresholds(settings, policy) if t is not None]
     return min(values) if values else None
 
 
@@ -92,8 +114,9 @@ def checks_summary(symbols, total: float) -> str:
     return f"total={total:.1f}" + (f"; {listed}" if listed else "")
 
 
-def spam_fields(action: Action, symbols, settings) -> list[tuple[str, str]]:
-    required = required_score(settings)
+def spam_fields(action: Action, symbols, settings,
+                policy: SpamPolicy | None = None) -> list[tuple[str, str]]:
+    required = required_score(settings, policy)
     tests = ",".join(s.name for s in symbols) or "none"
     report = "; ".join(f"{s.name}({s.score:.1f}) {safe_text(s.detail, 120)}".strip()
                        for s in symbols) or "none"
@@ -118,15 +141,17 @@ def _ours(hostname: str):
     return drop
 
 
-def mark(message: bytes, action: Action, symbols, auth_results, settings, hostname: str) -> bytes:
+def mark(message: bytes, action: Action, symbols, auth_results, settings, hostname: str,
+         policy: SpamPolicy | None = None) -> bytes:
     """The message as it is to be queued: forged fields removed, the subject
     tagged when the action says so, and the fields this module adds on top."""
     message = without_fields(message, _ours(hostname))
     added = [(AUTH_RESULTS_FIELD, authentication_results(hostname, auth_results)),
              (CHECKS_FIELD, checks_summary(symbols, action.total))]
     if action.kind in (TAG, QUARANTINE):
-        message = with_subject_prefix(message, SPAM_PREFIX)
-        added += spam_fields(action, symbols, settings)
+        if policy is None or policy.tag_subject:
+            message = with_subject_prefix(message, SPAM_PREFIX)
+        added += spam_fields(action, symbols, settings, policy)
     return b"".join(_field_bytes(name, value) for name, value in added) + message
 
 

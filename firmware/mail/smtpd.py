@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import email.utils
 import hashlib
 import logging
@@ -492,6 +493,19 @@ class Handler:
                  safe_text(ctx.recipient), proto, safe_text(ctx.helo), verdict.check)
         self.gateway.count_refusal(verdict.check)
 
+    def signed(self, ctx, message: bytes) -> bytes:
+        """Outbound mail with the policy's signatures on top. A signer that
+        fails leaves the message unsigned (logged): mail is never refused
+        for a signature the box could not make."""
+        added = b""
+        for signer in self.gateway.policy.signers:
+            try:
+                added += signer(message, ctx) or b""
+            except Exception:
+                log.exception("%s: signer %r failed; the message goes unsigned by it",
+                              _client(ctx), signer)
+        return added + message
+
     async def handle_HELO(self, server, session, envelope, hostname):
         server.context.helo = hostname
         verdict = await self.decide(server, "helo", "HELO")
@@ -565,7 +579,7 @@ class Handler:
             log.error("%s: DATA over its limits passed the policy chain; refused (451)",
                       _client(ctx))
             return "451 4.3.0 Error: local configuration problem, try again later"
-        action = scoring.decide(ctx.score, ctx.settings)
+        action = scoring.decide(ctx.score, ctx.settings, ctx.spam_policy)
         if ctx.symbols or action.kind != scoring.ACCEPT:
             log.info("%s: score=%.1f action=%s symbols=%s", _client(ctx), action.total,
                      action.kind, ",".join(f"{s.name}({s.score:g})" for s in ctx.symbols) or "-")
@@ -576,8 +590,14 @@ class Handler:
             return verdict.reply
         if action.kind == scoring.QUARANTINE:
             ctx.quarantine("spam", action.reason)
+        # A quarantined message keeps its subject: a release delivers it as it came.
+        policy = ctx.spam_policy
+        if action.kind == scoring.QUARANTINE:
+            policy = dataclasses.replace(policy or scoring.SpamPolicy(), tag_subject=False)
         message = scoring.mark(message, action, ctx.symbols, ctx.auth_results, ctx.settings,
-                               server.hostname)
+                               server.hostname, policy)
+        if ctx.may_relay and not ctx.quarantine_kind:
+            message = self.signed(ctx, message)
         info = summary(message)
         now = time.time()
         duplicate_key = None

@@ -26,6 +26,43 @@ class SoftPakSpec:
         """Setting declarations (firmware.config.types.Setting) this SoftPak adds."""
 
     @hookspec
+    def gatebox_message_signers(self, store):
+        """Callables signer(message: bytes, ctx) -> bytes that smtpd applies to
+        outbound mail (a trusted or signed-in client) once it is accepted and
+        not quarantined: header fields to put on top, b"" for none (e.g. a
+        DKIM-Signature for a local domain). `ctx` is the policy Context."""
+
+    @hookspec
+    def gatebox_message_actions(self, store):
+        """Buttons a SoftPak adds where the web admin shows one stored message
+        (Email Server > Quarantine, Users & Groups > User Mailboxes): objects
+        with `name` (a token), `label`, and run(store, message: bytes, about:
+        dict) -> str, what was done (shown to the administrator). `about`
+        holds "where" (quarantine | mailbox), "sender", "recipients", "actor"
+        and, in the quarantine, "id". Raises ValueError with the reason it
+        refused."""
+
+    @hookspec
+    def gatebox_quarantine_released(self, store, item, message, actor):
+        """Told after a quarantined message was released (it is in the queue):
+        e.g. Bayes learns it as not spam. `item` is a
+        firmware.mail.quarantine.Item, `message` the held bytes. Errors are
+        logged, never undo the release."""
+
+    @hookspec
+    def gatebox_dovecot_settings(self, store, data_dir):
+        """Text added to the Mail Server SoftPak's dovecot.conf (plugin and
+        protocol blocks), e.g. IMAPSieve rules that teach Bayes when a user
+        moves mail into or out of Junk. Asked of the active SoftPaks."""
+
+    @hookspec
+    def gatebox_public_endpoints(self):
+        """Names of this SoftPak's web views served without an admin sign-in
+        (still only to the clients Allow Administration From admits), e.g.
+        the quarantine digest's one-click release links, which carry their
+        own signed token."""
+
+    @hookspec
     def gatebox_local_domains(self, settings):
         """Further domain names the box receives mail for, read from the
         settings snapshot. The core counts them only where the box keeps
