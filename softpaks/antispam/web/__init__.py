@@ -6,7 +6,8 @@ keep to the same functions as the `gatebox antispam` commands."""
 from __future__ import annotations
 
 from ..license import SOFTPAK_ID
-from . import access_page, greylist_page, lists_page, statistics_page  # noqa: F401  (routes)
+from . import (access_page, authentication_page, bayes_page, content_filter_page,  # noqa: F401
+               digest_page, greylist_page, lists_page, rules_page, statistics_page)  # (routes)
 from .blueprint import blueprint
 
 MENU = "Anti-Spam"
@@ -20,6 +21,9 @@ PAGES = (
     ("statistics", "Statistics", "what each layer passed, deferred and rejected, per hour and "
                                  "per day"),
 )
+# Part 2's pages: each module's PAGES, (view, label, purpose) like the above.
+PAGES += tuple(page for module in (content_filter_page, rules_page, bayes_page,
+                                   authentication_page, digest_page) for page in module.PAGES)
 # What the page says once the license has lapsed.
 LAPSED = ("Its settings, black and whitelists and greylist records are kept, but it filters "
           "nothing: mail passes as if the SoftPak were not there until a license is active again.")
