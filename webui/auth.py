@@ -7,21 +7,39 @@ Until the first administrator exists, every page leads to first-boot setup."""
 
 from __future__ import annotations
 
+import logging
+
 from flask import (Blueprint, current_app, flash, g, redirect, render_template, request, session,
                    url_for)
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
-from firmware import accounts, login_limits
+from firmware import accounts, login_limits, plugins
 
-from . import context, sessions
+from . import context, sessions, softpak_pages
 from .safe_redirect import local_or_dashboard
 
 blueprint = Blueprint("auth", __name__)
+log = logging.getLogger("gatebox.web")
 
 # Reachable without signing in (static files, the sign-in and setup pages).
 PUBLIC_ENDPOINTS = {"static", "auth.login", "setup.setup", "setup.license"}
+
+
+def softpak_public_endpoints(store) -> set:
+    """The active SoftPaks' views that carry their own proof (a signed
+    token), asked on each request so a lapsed license closes them at once.
+    Only views on a SoftPak's own blueprint count: none can open a core page."""
+    own = {page["blueprint"].name for page in softpak_pages.pages()}
+    found = set()
+    try:
+        for batch in plugins.active_plugin_manager(store).hook.gatebox_public_endpoints():
+            found.update(str(name) for name in batch or ())
+    except Exception:
+        log.exception("public endpoints of the SoftPaks")
+        return set()
+    return {name for name in found if name.rpartition(".")[0] in own}
 
 
 class LoginForm(FlaskForm):
@@ -45,10 +63,11 @@ def install(app):
 
     @app.before_request
     def require_admin():
-        public = request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None
+        store = context.store()
+        public = request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None or \
+            request.endpoint in softpak_public_endpoints(store)
         if public and sessions.COOKIE_KEY not in session:
             return None
-        store = context.store()
         g.admin = sessions.resume(store, session, current_app.config["IDLE_TIMEOUT"])
         if g.admin is None and sessions.COOKIE_KEY in session:
             session.clear()

@@ -10,7 +10,7 @@ blueprint = Blueprint("help", __name__)
 
 @blueprint.route("/help/<name>")
 def show(name: str):
-    if not name.replace("-", "").isalnum():
+    if not name.replace("-", "").replace("_", "").isalnum():
         abort(404)
     try:
         return render_template(f"help/{name}.html")

@@ -7,7 +7,9 @@ import time
 
 import click
 
+from firmware.mail.headers import safe_text
 from firmware.mail.quarantine import Quarantine
+from firmware.mail.quarantine_index import MAX_PAGE, Search
 from firmware.mail.queue import NotInQueue, Spool
 from firmware.mail.queue_ops import picked_up_by_rescan
 
@@ -19,23 +21,47 @@ def quarantine():
     """Email Server > Quarantine: messages held for the administrator."""
 
 
+def _day(text: str | None, end: bool = False) -> float | None:
+    if not text:
+        return None
+    try:
+        day = time.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        fail(f"'{text}' is not a date such as 2026-12-01")
+    return time.mktime((day.tm_year, day.tm_mon, day.tm_mday + (1 if end else 0), 0, 0, 0, 0,
+                        0, -1))
+
+
 @quarantine.command("list")
-@click.option("--kind", type=click.Choice(["virus", "spam"]), help="Only this kind.")
+@click.option("--kind", type=click.Choice(["virus", "spam", "other"]), help="Only this kind.")
+@click.option("--sender", default="", help="Sender (envelope or From:) containing this text.")
+@click.option("--recipient", default="", help="A recipient containing this text.")
+@click.option("--subject", default="", help="Subject containing this text.")
+@click.option("--since", metavar="YYYY-MM-DD", help="Held on or after this day.")
+@click.option("--until", metavar="YYYY-MM-DD", help="Held on or before this day.")
+@click.option("--page", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--per-page", type=click.IntRange(1, MAX_PAGE), default=100, show_default=True)
 @click.pass_obj
-def quarantine_list(obj, kind):
-    items = Quarantine(obj.data).items(kind)
-    if not items:
-        click.echo("The quarantine is empty")
+def quarantine_list(obj, kind, sender, recipient, subject, since, until, page, per_page):
+    """Newest first; the terms match anywhere, in any case."""
+    search = Search(sender=sender, recipient=recipient, subject=subject, kind=kind or "",
+                    since=_day(since), until=_day(until, end=True))
+    found = Quarantine(obj.data).search(search, offset=(page - 1) * per_page, limit=per_page)
+    if not found.total:
+        click.echo("No message matches" if search != Search() else "The quarantine is empty")
         return
-    click.echo(f"{'Quarantine ID':<20} {'Kind':<6} {'Date':<17} {'Size':>8}  From -> Recipients")
-    for item in items:
-        env = item.envelope
-        date = time.strftime("%Y-%m-%d %H:%M", time.localtime(env.received))
-        recipients = ", ".join(r.address for r in env.recipients)
-        click.echo(f"{item.id:<20} {item.kind:<6} {date:<17} {env.size:>8}  "
-                   f"<{env.sender}> -> {recipients}")
-        click.echo(f"{'':<20} ({item.reason})")
-    click.echo(f"-- {len(items)} message(s)")
+    click.echo(f"{'Quarantine ID':<20} {'Kind':<6} {'Date':<17} {'Score':>6} {'Size':>8}  "
+               "From -> Recipients")
+    for row in found.rows:
+        date = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.received))
+        score = f"{row.score:.1f}" if row.score is not None else "-"
+        click.echo(f"{row.id:<20} {row.kind:<6} {date:<17} {score:>6} {row.size:>8}  "
+                   f"<{safe_text(row.sender)}> -> {safe_text(', '.join(row.recipients), 400)}")
+        # Subjects and reasons come from the message: no terminal control characters.
+        click.echo(f"{'':<20} ({safe_text(row.reason)}) {safe_text(row.subject)}")
+    shown_to = found.offset + len(found.rows)
+    click.echo(f"-- {found.total} message(s)" +
+               (f", {found.offset + 1}-{shown_to} shown" if found.total > len(found.rows) else ""))
 
 
 @quarantine.command("show")

@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from firmware import plugins
+from firmware.config import Store
 from firmware.run.process import die_with_parent, log_tail, stop_child
 from firmware.system import tls
 
@@ -121,6 +123,18 @@ def config_text(data_dir: Path, *, bind: str, pop3_port: int, imap_port: int,
     return "\n".join(lines) + "\n"
 
 
+def softpak_settings_text(data_dir: Path) -> str:
+    """What the licensed SoftPaks add to dovecot.conf (the hook
+    gatebox_dovecot_settings), e.g. Anti-Spam's IMAPSieve rules."""
+    store = Store(data_dir)
+    try:
+        added = plugins.active_plugin_manager(store).hook.gatebox_dovecot_settings(
+            store=store, data_dir=Path(data_dir))
+    finally:
+        store.close()
+    return "".join(text for text in added if text)
+
+
 def unreachable_by_mail_user(data_dir: Path) -> Path | None:
     """The first directory on the way to the mailboxes the mail user cannot
     search, or None. Only a concern when the box runs as root and hands the
@@ -176,7 +190,7 @@ class DovecotService:
             directory.mkdir(parents=True, exist_ok=True, mode=0o755)
         self.config_path.write_text(config_text(
             self.data_dir, bind=self.bind, pop3_port=self.pop3_port, imap_port=self.imap_port,
-            imaps_port=self.imaps_port, hostname=self.hostname))
+            imaps_port=self.imaps_port, hostname=self.hostname) + softpak_settings_text(self.data_dir))
 
     async def start(self):
         if not os.path.exists(DOVECOT):

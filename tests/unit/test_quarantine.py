@@ -130,3 +130,24 @@ def test_release_from_the_page_needs_the_csrf_token_and_queues_the_message(tmp_p
                        follow_redirects=True)
     assert "1 message(s) released" in done.get_data(as_text=True)
     assert Quarantine(tmp_path).items() == [] and len(Spool(tmp_path / "queue").ids("incoming")) == 1
+
+
+def test_releasing_some_recipients_keeps_the_others_held(tmp_path):
+    store = Store.create(tmp_path)
+    Spool(tmp_path / "queue").create()
+    try:
+        qid = Quarantine(tmp_path).put(Submission(
+            sender="eve@example.net", recipients=["bob@example.com", "carol@example.com"],
+            message=HOSTILE, origin="smtpd", direction="inbound"), "virus", "virus found (T)",
+            store.snapshot())
+        spool = Spool(tmp_path / "queue")
+        new = Quarantine(tmp_path).release_one(qid, spool, lambda q: None, store, "tester",
+                                               ["CAROL@example.com"])
+        assert [r.address for r in spool.load("incoming", new)[0].recipients] == ["carol@example.com"]
+        [kept] = Quarantine(tmp_path).items()
+        assert kept.id == qid and kept.recipients == ["bob@example.com"]
+        with pytest.raises(NotInQueue):
+            Quarantine(tmp_path).release(qid, spool, lambda q: None, store.snapshot(), "t",
+                                         ["nobody@example.com"])
+    finally:
+        store.close()

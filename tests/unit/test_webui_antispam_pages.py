@@ -53,11 +53,15 @@ def _entries(client, **where):
 
 def test_menu_pages_name_the_menu_the_softpak_and_the_help():
     pages = menu_pages()
-    assert [p["menu"] for p in pages] == ["Anti-Spam > Access", "Anti-Spam > Lists",
-                                          "Anti-Spam > Greylist", "Anti-Spam > Statistics"]
+    assert [p["menu"] for p in pages] == [
+        "Anti-Spam > Access", "Anti-Spam > Lists", "Anti-Spam > Greylist",
+        "Anti-Spam > Statistics", "Anti-Spam > Content Filter", "Anti-Spam > Rules",
+        "Anti-Spam > Bayes", "Anti-Spam > DKIM & DMARC", "Anti-Spam > Quarantine Digest"]
     assert {p["softpak"] for p in pages} == {"antispam"}
-    assert [p["help"] for p in pages] == ["antispam-access", "antispam-lists",
-                                          "antispam-greylist", "antispam-statistics"]
+    assert [p["help"] for p in pages] == [
+        "antispam-access", "antispam-lists", "antispam-greylist", "antispam-statistics",
+        "antispam-content_filter", "antispam-rules", "antispam-bayes",
+        "antispam-authentication", "antispam-digest"]
 
 
 @pytest.mark.parametrize("path", PAGES)

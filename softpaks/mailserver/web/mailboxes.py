@@ -1,12 +1,15 @@
 """Users & Groups > User Mailboxes: pick a user, then Details lists the
 mailbox (sortable by From, Subject, Size); a message opens in its own window
-as text; Delete removes the selected messages, Purge all of them."""
+as text; Delete removes the selected messages, Purge all of them. Other
+SoftPaks add buttons for the selected messages (the gatebox_message_actions
+hook, e.g. Anti-Spam's Learn as spam)."""
 
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
+from firmware import plugins
 from webui.safe_redirect import local_or
 
 from .. import directory, maildir
@@ -20,6 +23,13 @@ SORT_KEYS = {
     "size": lambda m: m.size,
 }
 MAX_SHOWN_BYTES = 2 * 1024 * 1024
+MAX_ACTED = 100         # selected messages one button press acts on at most
+
+
+def message_actions() -> list:
+    """The buttons the licensed SoftPaks add for a stored message."""
+    return [action for batch in plugins.active_plugin_manager(store()).hook
+            .gatebox_message_actions(store=store()) for action in batch or ()]
 
 
 def _mailbox(user: str):
@@ -39,7 +49,7 @@ def mailboxes():
     descending = request.args.get("order") == "desc"
     listing = sorted(maildir.messages(_mailbox(user)), key=SORT_KEYS[sort], reverse=descending)
     return render("mailserver/mailboxes.html", users=users(), user=user, listing=listing, sort=sort,
-                  descending=descending, form=FlaskForm())
+                  descending=descending, form=FlaskForm(), actions=message_actions())
 
 
 @blueprint.route("/mailboxes/<user>/delete", methods=["POST"])
@@ -54,6 +64,32 @@ def mailboxes_delete(user: str):
         deleted = sum(maildir.remove(path, message_id) for message_id in chosen)
         store().audit(actor(), f"delete {deleted} message(s) from the mailbox of {user}")
         flash(f"{deleted} message(s) deleted.", "ok")
+    return redirect(local_or(request.form.get("back"), url_for(".mailboxes", user=user)))
+
+
+@blueprint.route("/mailboxes/<user>/action/<name>", methods=["POST"])
+def mailboxes_action(user: str, name: str):
+    path = _mailbox(user)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    action = next((a for a in message_actions() if a.name == name), None)
+    if action is None:
+        abort(404)
+    chosen = request.form.getlist("message")[:MAX_ACTED]
+    if not chosen:
+        flash("Select one or more messages first.", "error")
+    for message_id in chosen:
+        stored = maildir.find(path, message_id)
+        if stored is None:
+            continue
+        with open(stored.path, "rb") as handle:
+            raw = handle.read(MAX_SHOWN_BYTES)
+        about = {"where": "mailbox", "sender": stored.sender, "recipients": [user],
+                 "actor": actor()}
+        try:
+            flash(action.run(store(), raw, about), "ok")
+        except ValueError as error:
+            flash(f"{action.label}: {error}", "error")
     return redirect(local_or(request.form.get("back"), url_for(".mailboxes", user=user)))
 
 

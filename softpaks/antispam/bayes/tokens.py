@@ -1,0 +1,111 @@
+"""A message's Bayes tokens: orthogonal sparse bigrams (OSB, as CRM114 and
+dspam use them) over a few header fields and the decoded body.
+
+For every word, the word itself and its pairs with each of the next four
+words (a window of five), the distance written into the pair ("buy ? now"
+is "buy" then "now" two words on), so a pair survives the filler words a
+spammer puts between words that give him away. Header words carry their
+field's name ("subject:free"), URLs their host ("url:example.com").
+
+A message is hostile: the text read, the words taken and the tokens kept
+are all bounded; a token is kept once per message (what is counted is how
+many messages hold it). Tokens leave as 8-byte hashes, so the database never
+holds the words of anyone's mail."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from .. import message_text
+
+WINDOW = 5                 # a word and the next four
+MAX_TOKENS = 3000          # per message
+MAX_BODY_CHARS = 64 * 1024
+MAX_HEADER_CHARS = 1024
+MAX_WORD = 40              # longer runs are noise (base64, hashes): one "long word" token
+HEADERS = ("subject", "from", "to", "reply-to", "content-type", "x-mailer", "user-agent",
+           "list-id", "list-unsubscribe", "return-path", "sender")
+ADDRESS_HEADERS = ("from", "to", "reply-to", "return-path", "sender")
+
+_WORD = re.compile(r"[^\W_][\w'$€£%.-]*[^\W_]|[^\W_]|[$€£%!]", re.UNICODE)
+_URL = re.compile(r"\bhttps?://([^/\s\"'<>?#]{1,253})", re.IGNORECASE)
+_ADDRESS = re.compile(r"[\w.+-]{1,64}@([\w-]{1,63}(?:\.[\w-]{1,63}){0,10})", re.UNICODE)
+
+
+def _words(text: str, limit: int) -> list[str]:
+    words = []
+    for match in _WORD.finditer(text):
+        word = match.group(0).lower().strip(".-'")
+        if not word:
+            continue
+        if len(word) > MAX_WORD:
+            word = f"long:{word[:3]}{len(word) // 10}"
+        words.append(word)
+        if len(words) >= limit:
+            break
+    return words
+
+
+def osb(words: list[str], prefix: str = "") -> list[str]:
+    """The word itself and its sparse pairs within WINDOW, prefixed."""
+    found = []
+    for i, word in enumerate(words):
+        found.append(prefix + word)
+        for distance in range(1, WINDOW):
+            if i + distance >= len(words):
+                break
+            gap = " ?" * (distance - 1)
+            found.append(f"{prefix}{word}{gap} {words[i + distance]}")
+    return found
+
+
+def token_texts(message: bytes) -> list[str]:
+    """The distinct tokens of a message, in the order found, at most MAX_TOKENS."""
+    view = message_text.parse(message)
+    found: dict[str, None] = {}
+
+    def add(items):
+        for item in items:
+            if len(found) >= MAX_TOKENS:
+                return
+            found.setdefault(item, None)
+
+    for name, value in view.headers:
+        key = name.lower()
+        if key not in HEADERS:
+            continue
+        value = value[:MAX_HEADER_CHARS]
+        if key in ADDRESS_HEADERS:
+            add(f"{key}:domain:{d.lower()}" for d in _ADDRESS.findall(value))
+        add(osb(_words(value, 64), f"{key}:"))
+    body = (view.text + "\n" + view.html_text)[:MAX_BODY_CHARS]
+    add(f"url:{host.lower().rstrip('.')}" for host in _URL.findall(view.text + " " + view.html))
+    add(f"url:{_host(href)}" for _, href in view.links if _host(href))
+    add(f"attachment:{name.lower()[-8:]}" for name in view.attachments)
+    add(osb(_words(body, MAX_TOKENS)))
+    return list(found)
+
+
+def _host(href: str) -> str:
+    match = _URL.match(href.strip())
+    return match.group(1).lower().rstrip(".") if match else ""
+
+
+def hashed(token: str) -> int:
+    """A token's 8-byte hash as a signed 64-bit integer (an SQLite INTEGER key)."""
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8", "replace"), digest_size=8).digest(),
+                          "big", signed=True)
+
+
+def tokens(message: bytes) -> list[int]:
+    return [hashed(token) for token in token_texts(message)]
+
+
+def digest(message: bytes) -> bytes:
+    """Which message this is, whatever the box added on its way in (Received,
+    X-Spam-*, a [SPAM] subject): its Message-ID and its body."""
+    head, _, body = message.replace(b"\r\n", b"\n").partition(b"\n\n")
+    found = re.search(rb"(?im)^message-id:[ \t]*(.{0,998})$", head)
+    message_id = found.group(1).strip() if found else b""
+    return hashlib.sha256(message_id + b"\0" + body.rstrip()).digest()

@@ -1,0 +1,106 @@
+"""Email Server > Quarantine in Chromium against the running box: the
+search form narrows the list, a message opens in its own window as text
+with the rules that scored, and Release there hands it to the queue."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import expect
+
+from firmware.config import Store
+from firmware.mail import scoring
+from firmware.mail.policy import Symbol
+from firmware.mail.quarantine import Quarantine
+from firmware.mail.submit import Submission
+from tests.support.net import wait_until
+
+QUARANTINE = "/email-server/quarantine"
+HOSTILE = "<script>document.title='owned'</script>"
+
+
+def hold(box, sender: str, subject: str, body: str = "Buy now.") -> str:
+    message = (f"Subject: {subject}\r\nFrom: <{sender}>\r\n\r\n{body}\r\n").encode()
+    action = scoring.Action(scoring.QUARANTINE, 12.5, 5.0)
+    symbols = [Symbol("GTUBE", 10.0, "the GTUBE test string"), Symbol("DATE_MISSING", 2.5)]
+    store = Store(box.data)
+    try:
+        settings = store.snapshot()
+        marked = scoring.mark(message, action, symbols, [], settings, "gatebox.example.com",
+                              scoring.SpamPolicy(tag=5.0, quarantine=5.0, tag_subject=False))
+        return Quarantine(box.data).put(Submission(
+            sender=sender, recipients=["bob@example.com"], message=marked, origin="smtpd",
+            direction="inbound", client_address="192.0.2.9", received=time.time()),
+            "spam", "spam score 12.5 >= 5.0 (quarantine score)", settings)
+    finally:
+        store.close()
+
+
+def test_search_view_and_release(signed_in, admin_box, shot):
+    page = signed_in
+    wanted = hold(admin_box, "news@example.net", "Weekly news", HOSTILE)
+    hold(admin_box, "eve@example.org", "Other offer")
+    hold(admin_box, "eve@example.org", "Third offer")
+
+    page.goto(admin_box.web_url + QUARANTINE)
+    expect(page.locator("table.quarantine tbody tr")).to_have_count(3)
+    page.fill("#search-sender", "NEWS@")
+    page.click("#search-button")
+    expect(page.locator("table.quarantine tbody tr")).to_have_count(1)
+    row = page.locator(f"tr[data-qid='{wanted}']")
+    expect(row.locator("td.subject")).to_have_text("Weekly news")
+    expect(row.locator("td.score")).to_have_text("12.5")
+    page.fill("#search-sender", "")
+    page.fill("#search-subject", "offer")
+    page.click("#search-button")
+    expect(page.locator("table.quarantine tbody tr")).to_have_count(2)
+    expect(page.locator("#quarantine-total")).to_contain_text("2 message(s) found")
+    shot(page, "quarantine-search")
+
+    page.goto(admin_box.web_url + QUARANTINE)
+    with page.context.expect_page() as opened:
+        page.click(f"a.qid:has-text('{wanted}')")
+    window = opened.value
+    expect(window.locator("#spam-report td.rule")).to_have_text(["GTUBE", "DATE_MISSING"])
+    expect(window.locator("#message-text")).to_contain_text(HOSTILE)
+    assert window.title() != "owned"
+    shot(window, "quarantine-message")
+
+    window.click("#message-actions button[value=release]")
+    expect(window.locator(".flash.ok")).to_contain_text("1 message(s) released")
+    assert wanted not in {item.id for item in Quarantine(admin_box.data).items()}
+    wait_until(lambda: any(admin_box.queue_ids(state) for state in ("incoming", "active",
+                                                                    "deferred")),
+               timeout=30, what="the released message in the queue")
+    expect(window.locator("table.quarantine tbody tr")).to_have_count(2)
+
+
+def test_a_digest_link_opens_without_signing_in_and_works_once(page, admin_box, vendor, shot):
+    import email
+    import email.policy
+    import re
+
+    from firmware.mail.queue import Spool
+    admin_box.cli("license", "activate", vendor.issue(antispam=None))
+    admin_box.configure(**{"antispam.digest_url": admin_box.web_url})
+    wanted = hold(admin_box, "news@example.net", "Weekly news")
+    admin_box.cli("antispam", "digest", "send")
+    spool = Spool(admin_box.data / "queue")
+    [qid] = spool.ids("incoming")
+    _, raw = spool.load("incoming", qid)
+    digest = email.message_from_bytes(raw, policy=email.policy.default)
+    link = re.search(re.escape(admin_box.web_url) + r"/quarantine/link/[A-Za-z0-9_\-.]+",
+                     digest.get_body(("plain",)).get_content())[0]
+    admin_box.start()
+
+    page.goto(link)
+    expect(page.locator("table.release-link")).to_contain_text("Weekly news")
+    expect(page.locator("nav.menu")).to_have_count(0)          # no admin session
+    assert wanted in {item.id for item in Quarantine(admin_box.data).items()}
+    shot(page, "quarantine-link")
+    page.click("#release-link-button")
+    expect(page.locator("#release-link-done")).to_contain_text("bob@example.com")
+    assert wanted not in {item.id for item in Quarantine(admin_box.data).items()}
+
+    page.goto(link)
+    expect(page.locator("#release-link-refused")).to_contain_text("already used")
