@@ -14,7 +14,7 @@ APT_PACKAGES := $(CHECK_APT_PACKAGES) swaks libnet-ssleay-perl postfix dnsmasq-b
 	chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve sqlite3 libatomic1 slapd \
 	clamav clamav-daemon clamav-freshclam clamav-testfiles publicsuffix
 # The benchmarks' peers (bench/): SpamAssassin's spamd and spamc beside the Anti-Spam scoring.
-BENCH_APT_PACKAGES := spamassassin spamc
+BENCH_APT_PACKAGES := spamassassin spamc spamd
 # Building and booting the firmware image (qemu/); the system tests need them too.
 IMAGE_APT_PACKAGES := mmdebstrap qemu-system-x86 qemu-utils squashfs-tools grub-pc-bin grub-common \
 	dosfstools mtools fdisk genimage rauc dbus-daemon

@@ -63,14 +63,14 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 from address_verification import (  # noqa: E402
-    OUTSIDE_SENDER, RECIPIENT, UNTRUSTED_ONLY, check_counts, stop_everything, summarize,
+    OUTSIDE_SENDER, RECIPIENT, UNTRUSTED_ONLY, check_counts, drive, stop_everything, summarize,
 )
 from policy_cost import (  # noqa: E402
     ANTISPAM_ON, LIST_ENTRIES, License, antispam_active, dns_records, measure, switch,
     validate, wait_reloaded, zone_health,
 )
 from relay_throughput import (  # noqa: E402
-    BenchError, Gatebox, Sink, drive, filesystem_of, free_port, gatebox_command, stop_process,
+    BenchError, Gatebox, Sink, filesystem_of, free_port, gatebox_command, stop_process,
 )
 from tests.support.dnsmasq import DnsServer  # noqa: E402
 from tests.support.licensing import BOX_SERIAL, Vendor  # noqa: E402
