@@ -9,12 +9,16 @@ services(store, options), dashboard_notes(store), PUBLIC_ENDPOINTS."""
 
 from __future__ import annotations
 
+import logging
+
 from firmware.plugins import hookimpl
 
 from . import access, authentication, bayes, content_filter, dnsbl, digest, greylist, lists, rdns, rules
 from .cli import COMMANDS, antispam
 from .settings import SETTINGS
 from .tables import MIGRATIONS
+
+log = logging.getLogger("gatebox.antispam")
 
 # In the data stage's order of their checks: the content filter's settings
 # for the recipients first, then the rules, Bayes, and DKIM/DMARC/ARC; the
@@ -73,10 +77,15 @@ def gatebox_message_actions(store):
 
 @hookimpl
 def gatebox_quarantine_released(store, item, message, actor):
+    # One part failing (Bayes' database, say) never keeps the others from hearing it.
     for part in PARTS:
         hook = getattr(part, "on_released", None)
-        if hook is not None:
+        if hook is None:
+            continue
+        try:
             hook(store, item, message, actor)
+        except Exception:
+            log.exception("Anti-Spam: %s could not take the release of %s", part.__name__, item.id)
 
 
 @hookimpl

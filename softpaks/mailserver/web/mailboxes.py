@@ -27,9 +27,11 @@ MAX_ACTED = 100         # selected messages one button press acts on at most
 
 
 def message_actions() -> list:
-    """The buttons the licensed SoftPaks add for a stored message."""
+    """The buttons the licensed SoftPaks add for a stored message, less those
+    meant for the quarantine only (an action's `places`, both when absent)."""
     return [action for batch in plugins.active_plugin_manager(store()).hook
-            .gatebox_message_actions(store=store()) for action in batch or ()]
+            .gatebox_message_actions(store=store()) for action in batch or ()
+            if "mailbox" in getattr(action, "places", ("quarantine", "mailbox"))]
 
 
 def _mailbox(user: str):
