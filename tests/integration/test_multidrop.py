@@ -345,7 +345,7 @@ def test_auto_detect_that_finds_nothing_fetches_nothing(office, isp):
 @pytest.fixture
 def running_office(office):
     office.start()
-    wait_for_banner(office.host, office.imap_port, accept=(b"* OK",))
+    wait_for_banner(office.host, office.imap_port, timeout=60, accept=(b"* OK",))
     yield office
     office.stop()
 
