@@ -345,9 +345,11 @@ def test_auto_detect_that_finds_nothing_fetches_nothing(office, isp):
 @pytest.fixture
 def running_office(office):
     office.start()
-    wait_for_banner(office.host, office.imap_port, timeout=60, accept=(b"* OK",))
-    yield office
-    office.stop()
+    try:
+        wait_for_banner(office.host, office.imap_port, timeout=60, accept=(b"* OK",))
+        yield office
+    finally:
+        office.stop()
 
 
 def imap_subjects(box, user: str) -> list[str]:
