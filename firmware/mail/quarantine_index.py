@@ -2,10 +2,8 @@
 
 The held files stay the truth: the index can be deleted, damaged or left
 behind by other firmware and is rebuilt from them. Each search first brings
-it up to date as the queue's index does (firmware.mail.queue_index): the
-hold directory is scanned only when its mtime moved (or moved too close to
-the last scan to be trusted), and a file is read only when its name is new
-or its inode changed, since every spool write renames a fresh file in.
+it up to date as the queue's index does (firmware.mail.spool_index, which
+both share).
 
 Besides the envelope, a row keeps what the held message's own header says
 about its score: X-Spam-Score and X-Spam-Report, which the box wrote itself
@@ -15,19 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import sqlite3
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from .headers import unfolded_headers
-from .queue import MAGIC, Envelope, NotInQueue, QueueError, Spool
+from .queue import MAGIC, Envelope, NotInQueue, QueueError
+from .spool_index import SpoolIndex
 
-INDEX_NAME = "index.sqlite"
 STATE = "hold"
-_RACY_SECONDS = 2.0
-_SCHEMA_VERSION = "1"
+_SCHEMA_VERSION = "2"   # 2: the state column of the shared SpoolIndex
 # The header block of a held message is read from at most this much of its file.
 _HEAD_READ = 64 * 1024
 MAX_PAGE = 500
@@ -89,103 +82,23 @@ def _like(term: str) -> str:
     return f"%{escaped}%"
 
 
-class QuarantineIndex:
-    def __init__(self, spool: Spool, path: str | os.PathLike | None = None):
-        self.spool = spool
-        self.path = Path(path) if path else spool.root / INDEX_NAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+class QuarantineIndex(SpoolIndex):
+    TABLE = "items"
+    STATES = (STATE,)
+    SCHEMA_VERSION = _SCHEMA_VERSION
+    SCHEMA = """
+        CREATE TABLE items (
+            qid TEXT PRIMARY KEY, state TEXT NOT NULL, inode INTEGER NOT NULL, kind TEXT NOT NULL,
+            reason TEXT NOT NULL, sender TEXT NOT NULL, header_from TEXT NOT NULL,
+            recipients TEXT NOT NULL, recipients_text TEXT NOT NULL, subject TEXT NOT NULL,
+            received REAL NOT NULL, score REAL, report TEXT NOT NULL, size INTEGER NOT NULL);
+        CREATE INDEX items_received ON items(received, qid);
+        CREATE INDEX items_kind ON items(kind, received);
+    """
+
+    def read(self, state: str, qid: str, inode: int):
         try:
-            self._open()
-        except sqlite3.DatabaseError as error:
-            # Not a database, or a damaged one: the files are the truth.
-            log.warning("quarantine index %s unreadable (%s); rebuilt from the files",
-                        self.path, error)
-            self._discard()
-            self._open()
-
-    def _open(self):
-        self.db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
-                                  check_same_thread=False)
-        try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=OFF")
-            self._create()
-        except sqlite3.DatabaseError:
-            self.db.close()
-            raise
-
-    def _discard(self):
-        for suffix in ("", "-wal", "-shm"):
-            try:
-                os.unlink(f"{self.path}{suffix}")
-            except FileNotFoundError:
-                pass
-
-    def close(self):
-        self.db.close()
-
-    def _create(self):
-        row = None
-        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-        if row is not None and row[0] == _SCHEMA_VERSION:
-            return
-        self.db.executescript("""
-            DROP TABLE IF EXISTS items;
-            DROP TABLE IF EXISTS dirs;
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-            CREATE TABLE dirs (state TEXT PRIMARY KEY, mtime_ns INTEGER, scanned REAL);
-            CREATE TABLE items (
-                qid TEXT PRIMARY KEY, inode INTEGER NOT NULL, kind TEXT NOT NULL,
-                reason TEXT NOT NULL, sender TEXT NOT NULL, header_from TEXT NOT NULL,
-                recipients TEXT NOT NULL, recipients_text TEXT NOT NULL, subject TEXT NOT NULL,
-                received REAL NOT NULL, score REAL, report TEXT NOT NULL, size INTEGER NOT NULL);
-            CREATE INDEX items_received ON items(received, qid);
-            CREATE INDEX items_kind ON items(kind, received);
-        """)
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", [_SCHEMA_VERSION])
-
-    # ---- keeping up with the files ------------------------------------------
-    def sync(self) -> int:
-        """Bring the index up to date with the files; returns how many were read."""
-        directory = self.spool.dir(STATE)
-        try:
-            mtime_ns = directory.stat().st_mtime_ns
-        except FileNotFoundError:
-            mtime_ns = -1
-        known = self.db.execute("SELECT mtime_ns, scanned FROM dirs WHERE state = ?",
-                                [STATE]).fetchone()
-        if known and known[0] == mtime_ns and mtime_ns / 1e9 < known[1] - _RACY_SECONDS:
-            return 0
-        scanned = time.time()
-        read = self._scan(directory)
-        self.db.execute("INSERT OR REPLACE INTO dirs VALUES (?, ?, ?)", [STATE, mtime_ns, scanned])
-        return read
-
-    def _scan(self, directory: Path) -> int:
-        try:
-            on_disk = {entry.name: entry.inode() for entry in os.scandir(directory)
-                       if not entry.name.startswith(".")}
-        except FileNotFoundError:
-            on_disk = {}
-        indexed = dict(self.db.execute("SELECT qid, inode FROM items"))
-        gone = [qid for qid in indexed if qid not in on_disk]
-        rows = [row for row in (self._read(qid, inode) for qid, inode in on_disk.items()
-                                if indexed.get(qid) != inode) if row is not None]
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany("DELETE FROM items WHERE qid = ?", [(qid,) for qid in gone])
-            self.db.executemany("INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                                rows)
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
-        return len(rows)
-
-    def _read(self, qid: str, inode: int):
-        try:
-            with open(self.spool.path(STATE, qid), "rb") as handle:
+            with open(self.spool.path(state, qid), "rb") as handle:
                 head = handle.read(_HEAD_READ)
         except (FileNotFoundError, NotInQueue):
             return None  # released or deleted while we looked
@@ -211,7 +124,7 @@ class QuarantineIndex:
             elif name == "x-spam-report" and not report:
                 report = value[:2000]
         sender, header_from, subject, received, size = facts
-        return (qid, inode, kind, reason[:500], sender, header_from, json.dumps(recipients),
+        return (qid, state, inode, kind, reason[:500], sender, header_from, json.dumps(recipients),
                 "\n".join(recipients).lower(), subject, received, score, report, size)
 
     # ---- reading -------------------------------------------------------------

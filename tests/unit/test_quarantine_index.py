@@ -15,7 +15,8 @@ from firmware.config import Store
 from firmware.mail import scoring
 from firmware.mail.policy import Symbol
 from firmware.mail.quarantine import Quarantine, fired_rules
-from firmware.mail.quarantine_index import INDEX_NAME, Search
+from firmware.mail.quarantine_index import Search
+from firmware.mail.spool_index import INDEX_NAME
 from firmware.mail.queue import Spool
 from firmware.mail.submit import Submission
 

@@ -88,3 +88,16 @@ def test_unreadable_file_is_listed_not_fatal(spool):
     row = index.page(view="undeliverable").rows[0]
     assert row.qid == "BAD1" and "not a queue file" in row.last_error
     index.close()
+
+
+def test_a_damaged_index_is_rebuilt_from_the_files(spool):
+    _put(spool, "A1")
+    index = QueueIndex(spool)
+    index.sync()
+    index.close()
+    for suffix in ("-wal", "-shm"):
+        (index.path.parent / (index.path.name + suffix)).unlink(missing_ok=True)
+    index.path.write_bytes(b"this is not a database" * 100)
+    again = QueueIndex(spool)
+    assert [r.qid for r in again.page().rows] == ["A1"]
+    again.close()
