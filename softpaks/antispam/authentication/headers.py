@@ -3,6 +3,7 @@ field is skipped, not fatal, since the message comes from anyone."""
 
 from __future__ import annotations
 
+import functools
 import re
 
 MAX_HEADER_OCTETS = 256 * 1024
@@ -19,7 +20,10 @@ def header_block(message: bytes) -> bytes:
     return head
 
 
-def fields(message: bytes) -> list[tuple[str, bytes]]:
+# DKIM, DMARC and ARC each read the same message's fields at DATA: parse once.
+# bytes keep their hash, so a repeat lookup costs no rehash of the message.
+@functools.lru_cache(maxsize=1)
+def fields(message: bytes) -> tuple[tuple[str, bytes], ...]:
     """(lower-case name, raw value unfolded) in order."""
     found: list[list] = []
     for line in re.split(rb"\r?\n", header_block(message)):
@@ -31,7 +35,7 @@ def fields(message: bytes) -> list[tuple[str, bytes]]:
         if match is None:
             continue
         found.append([match.group(1).decode("ascii").lower(), line[match.end():].strip()])
-    return [(name, value) for name, value in found]
+    return tuple((name, value) for name, value in found)
 
 
 def values(message: bytes, name: str) -> list[bytes]:

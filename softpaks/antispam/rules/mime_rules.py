@@ -92,7 +92,7 @@ def mime_too_many_parts(message: Message) -> str | None:
 
 
 def header_8bit(message: Message) -> str | None:
-    if all(octet < 0x80 for octet in message.raw_headers):
+    if message.raw_headers.isascii():
         return None
     # RFC 2047: header text beyond ASCII is sent as encoded words.
     return "8-bit characters in the header that are not RFC 2047 encoded"
