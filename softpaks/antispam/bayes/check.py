@@ -66,7 +66,7 @@ def readiness(totals, min_spam: int, min_ham: int) -> str:
 def evaluate(data_dir, message: bytes, min_spam: int, min_ham: int):
     """(Verdict or None, what is missing): the work done in a thread."""
     db = bayes_store.for_data(data_dir)
-    missing = readiness(db.totals(), min_spam, min_ham)
+    missing = readiness(db.learnt(), min_spam, min_ham)
     if missing:
         return None, missing
     return classify.classify(db, tokens.tokens(message)), ""

@@ -94,7 +94,7 @@ def combine(probabilities: list[float]) -> float:
 
 
 def classify(store: BayesStore, hashes: list[int]) -> Verdict:
-    totals = store.totals()
+    totals = store.learnt()
     known = store.counts(hashes)
     clues = []
     for key in hashes:

@@ -60,6 +60,12 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class Learnt:
+    spam: int
+    ham: int
+
+
+@dataclass(frozen=True)
 class Counts:
     spam: int
     ham: int
@@ -150,10 +156,16 @@ class BayesStore:
         db.execute("COMMIT")
 
     # ---- reading --------------------------------------------------------------
-    def totals(self) -> Totals:
+    def learnt(self) -> Learnt:
+        """How many messages were learnt as each class: what every message's
+        classification needs, without counting the tokens (a table scan)."""
         spam, ham = self.db.execute("SELECT spam, ham FROM totals WHERE id = 1").fetchone() or (0, 0)
+        return Learnt(max(int(spam or 0), 0), max(int(ham or 0), 0))
+
+    def totals(self) -> Totals:
+        learnt = self.learnt()
         count = self.db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
-        return Totals(max(int(spam or 0), 0), max(int(ham or 0), 0), count)
+        return Totals(learnt.spam, learnt.ham, count)
 
     def counts(self, hashes: list[int]) -> dict[int, Counts]:
         found = {}
@@ -228,13 +240,20 @@ class BayesStore:
 
 _stores: dict[Path, BayesStore] = {}
 _stores_lock = threading.Lock()
+# Each message asks for its store: the name it was asked by is remembered, so
+# the path is resolved (several system calls) once per name, not per message.
+_by_name: dict[str, BayesStore] = {}
 
 
 def for_data(data_dir) -> BayesStore:
     """The process's BayesStore for a data directory."""
+    found = _by_name.get(str(data_dir))
+    if found is not None:
+        return found
     key = path_of(data_dir).resolve()
     with _stores_lock:
         found = _stores.get(key)
         if found is None:
             found = _stores[key] = BayesStore(data_dir)
+        _by_name[str(data_dir)] = found
         return found
