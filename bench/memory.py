@@ -12,7 +12,7 @@ one small message so lazy imports and first-use allocations are done, take
 the idle baseline, then let 20 smtplib clients (threads) connect, wait for
 each other, and each send one 8 MiB message at once. A sampler thread sums
 VmRSS over the system's process tree (the main pid and every descendant,
-found through the ppid field of /proc/*/stat, so Postfix's on-demand smtpd,
+found through /proc/PID/task/*/children, so Postfix's on-demand smtpd,
 cleanup and smtp processes are counted) every ~20 ms. Reported: peak minus
 baseline (MB = 2**20 bytes), what is still resident a few seconds after the
 last delivery, and the seconds from the clients' start until the sink has
@@ -35,7 +35,6 @@ import json
 import os
 import platform
 import random
-import shutil
 import smtplib
 import statistics
 import sys
@@ -50,6 +49,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
+from address_verification import descendants, stop_everything  # noqa: E402
 from postfix_instance import PostfixError  # noqa: E402
 from relay_throughput import (  # noqa: E402
     RECIPIENT, SENDER, BenchError, Gatebox, Postfix, Sink, filesystem_of, free_port,
@@ -65,34 +65,6 @@ POSTFIX_SIZE_LIMIT = 32 * MIB
 
 
 # ---- resident memory of a process tree ---------------------------------------------------
-def process_tree(root: int) -> list[int]:
-    """root and all its descendants, by the ppid field of /proc/*/stat.
-
-    Scanned afresh on every sample: Postfix starts and ends smtpd and cleanup
-    processes per connection, and a cached tree would miss the new ones."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read()
-        except OSError:
-            continue  # exited between the listing and the read
-        # comm (field 2) may hold spaces and parentheses; ppid follows the last ")".
-        try:
-            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
-        except (ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, ()))
-    return found
-
-
 def rss_kib(pid: int) -> tuple[int, int] | None:
     """(VmRSS, RssAnon) in KiB, or None once the process is gone (or a zombie)."""
     rss = anon = None
@@ -125,7 +97,9 @@ class RssSampler:
 
     def sample(self) -> tuple[float, int, int, int]:
         rss = anon = count = 0
-        for pid in process_tree(self.root_pid):
+        # Walked afresh on every sample: Postfix starts and ends smtpd and cleanup
+        # processes per connection, and a cached tree would miss the new ones.
+        for pid in descendants(self.root_pid):
             got = rss_kib(pid)
             if got is not None:
                 rss, anon, count = rss + got[0], anon + got[1], count + 1
@@ -467,13 +441,8 @@ def main(argv=None) -> int:
         result["error"] = str(error)
         print(f"memory: {error}", file=sys.stderr)
     finally:
-        if sink is not None:
-            sink.stop()
-        if args.keep:
-            result["workdir"] = str(workdir)
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        stop_everything("memory", None, [sink] if sink is not None else [], workdir, args.keep,
+                        result)
 
     result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result["host"]["loadavg_end"] = os.getloadavg()
