@@ -50,6 +50,9 @@ class Submission:
     # Set: the message is queued in hold with this reason and not announced
     # (the quarantine store sets it to "KIND: reason" on its own spool).
     hold_reason: str = ""
+    # Set: the queue id to use, for a producer that must record the id before
+    # the file exists (retrieval, which stages in hold). Else one is picked.
+    queue_id: str = ""
 
     def __post_init__(self):
         if self.origin not in ORIGINS:
@@ -95,9 +98,15 @@ async def submit_async(spool: Spool, submission: Submission, announce: Callable[
     return envelope.id
 
 
+def reserve_queue_id() -> str:
+    """An id for Submission.queue_id, for a producer that must note the id
+    before the file exists (retrieval's staging)."""
+    return new_queue_id()
+
+
 def prepare(submission: Submission, settings) -> tuple[Envelope, bytes]:
     """The envelope and the exact bytes to store, not yet written."""
-    qid = new_queue_id()
+    qid = submission.queue_id or new_queue_id()
     received = time.time() if submission.received is None else submission.received
     message = submission.message
     if submission.origin in GENERATED_ORIGINS:

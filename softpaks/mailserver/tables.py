@@ -99,5 +99,13 @@ def _m5_retrieval_runner(db):
     db.execute("INSERT OR IGNORE INTO mail_retrieval_runner(id) VALUES (1)")
 
 
+def _m6_retrieval_staged(db):
+    # Fetched messages written to the queue's hold before their UID is
+    # recorded as seen (retrieval/staging.py): recorded = 0 until the UID is,
+    # so the next session knows whether to release the file or drop it.
+    db.execute("""CREATE TABLE IF NOT EXISTS mail_retrieval_staged (
+        qid TEXT PRIMARY KEY, account TEXT NOT NULL, recorded INTEGER NOT NULL DEFAULT 0)""")
+
+
 MIGRATIONS = [(1, _m1_users_and_groups), (2, _m2_groups), (3, _m3_retrieval),
-              (4, _m4_isp_accounts), (5, _m5_retrieval_runner)]
+              (4, _m4_isp_accounts), (5, _m5_retrieval_runner), (6, _m6_retrieval_staged)]

@@ -24,7 +24,7 @@ from firmware.config import Store
 from firmware.mail.quarantine import Quarantine
 from firmware.mail.queue import Spool
 from softpaks.antivirus import paths
-from softpaks.mailserver.retrieval import Account, RetrievalContext, multidrop, seen
+from softpaks.mailserver.retrieval import Account, RetrievalContext, multidrop, seen, staging
 from softpaks.mailserver.retrieval.fetch import fetch_account, fetch_accounts
 from softpaks.mailserver.retrieval.mailbox_client import MailboxError, open_mailbox
 from tests.support.clamd import ClamdProcess, eicar_bytes
@@ -383,6 +383,66 @@ def test_fetched_mail_reaches_the_local_mailboxes(running_office, isp):
     assert imap_subjects(box, "bob") == ["for bob"]
     assert imap_subjects(box, "carol") == ["for no one"]
     assert isp.count(LOGIN) == 0
+
+
+class Death(BaseException):
+    """The process dying at one step: no handler of the fetch catches it,
+    and the POP3 session ends without QUIT, as after kill -9."""
+
+
+def _die(*_, **__):
+    raise Death()
+
+
+def _die_once(real):
+    calls = []
+
+    def step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise Death()
+        return real(*args, **kwargs)
+    return step
+
+
+STEPS = {
+    "before the file is written": lambda mp: mp.setattr(staging, "submit", _die),
+    "after the file, before the record": lambda mp: mp.setattr(seen, "record_fetched", _die),
+    "after the record, before the release": lambda mp: mp.setattr(
+        staging, "_release", _die_once(staging._release)),
+}
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_death_at_each_step_of_queuing_loses_and_duplicates_nothing(office, isp, step):
+    for n in range(3):
+        isp.drop(LOGIN, isp.message(subject=f"step {n}", message_id=f"<step.{n}@outside.test>",
+                                    envelope=[("Delivered-To", "bob@example.com")]))
+    delivered = []
+
+    def deliver():
+        # What qmgr does between the sessions: the first copy is long gone
+        # from the queue, so nothing in it can tell the second run about it.
+        spool = Spool(office.data / "queue")
+        for qid in spool.ids("incoming"):
+            delivered.append(email.message_from_bytes(spool.load("incoming", qid)[1])["Subject"])
+            spool.remove("incoming", qid)
+
+    with pytest.MonkeyPatch.context() as patch:
+        STEPS[step](patch)
+        with pytest.raises(Death):
+            run(office, isp)
+    deliver()
+    assert isp.count(LOGIN) == 3, "nothing is deleted at the ISP without QUIT"
+    result = run(office, isp)
+    assert result.ok, result.detail
+    deliver()
+    assert sorted(delivered) == ["step 0", "step 1", "step 2"]
+    assert isp.count(LOGIN) == 0
+    spool = Spool(office.data / "queue")
+    assert spool.ids("hold") == [], "nothing staged is left behind"
+    assert Store(office.data).db.execute(
+        "SELECT COUNT(*) FROM mail_retrieval_staged").fetchone()[0] == 0
 
 
 def test_kill_9_in_the_middle_of_a_fetch_loses_and_duplicates_nothing(running_office, isp):

@@ -1,12 +1,13 @@
 """One ISP mailbox fetched into the queue.
 
-For each message: retrieve it, work out its local recipients, submit it
-(durable in the queue when submit returns), record its UID as seen and its
-(Message-ID, recipient) pairs as recent, and only then mark it deleted at
-the ISP; deletions become final at the end of the session. A crash at any
-point therefore loses nothing: a message queued but not yet recorded is
-fetched again and dropped by the (Message-ID, recipient) check; one
-recorded but not yet deleted is deleted, unfetched, next time.
+For each message: retrieve it, work out its local recipients, queue it
+(staging.py: durable in the queue's hold, its UID recorded as seen and its
+(Message-ID, recipient) pairs as recent in one transaction, then released
+to qmgr), and only then mark it deleted at the ISP; deletions become final
+at the end of the session. A crash at any point therefore loses nothing and
+duplicates nothing: a message staged but not recorded is removed and
+fetched again, one recorded but not released is released, and one recorded
+but not yet deleted at the ISP is deleted, unfetched, next time.
 
 Before it is queued, a message passes the content checks smtpd runs at the
 end of DATA (content.py: the Anti-Virus scan): refused, it goes to the
@@ -30,9 +31,9 @@ from firmware.mail.addresses import is_clean
 from firmware.mail.checks import message_size_limit
 from firmware.mail.headers import safe_text, summary, unfolded_headers
 from firmware.mail.quarantine import Quarantine
-from firmware.mail.submit import Submission, submit
+from firmware.mail.submit import Submission
 
-from . import Account, AccountResult, RetrievalContext, seen
+from . import Account, AccountResult, RetrievalContext, seen, staging
 from .content import ContentScreen, TryLater
 from .mailbox_client import MailboxError, MessageRefused, open_mailbox
 
@@ -125,7 +126,9 @@ def fetch_account(ctx: RetrievalContext, account: Account, recipients_for: Calla
                                detail="another retrieval of this mailbox is running")
         return result
     try:
+        staging.settle(ctx, account.name)
         result, problem = _fetch(ctx, account, recipients_for, limit, cafile)
+        staging.settle(ctx, account.name)
     except Exception as error:   # a bug must not stop the other accounts
         log.exception("%s: retrieval failed", account.name)
         result, problem = AccountResult(account.name, False, detail=f"internal error: {error}"), ""
@@ -246,9 +249,10 @@ def _take(ctx, account, uid, raw, recipients_for, trace, peer, screen):
     if screened.quarantine:
         kind, reason = screened.quarantine
         qid = Quarantine(ctx.store.data_dir).put(submission, kind, reason, ctx.settings)
+        seen.record_fetched(ctx.store, account.name, uid, key, fresh, ctx.now)
     else:
-        qid = submit(ctx.spool, submission, ctx.announce, ctx.settings)
-    seen.record_fetched(ctx.store, account.name, uid, key, fresh, ctx.now)
+        qid = staging.queue(ctx, account.name, submission, lambda staged: seen.record_fetched(
+            ctx.store, account.name, uid, key, fresh, ctx.now, staged=staged))
     return qid, min(unaddressable, len(fresh))
 
 

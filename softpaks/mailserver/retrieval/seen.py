@@ -37,9 +37,14 @@ def is_recent(store, message_id: str, recipient: str, now: float,
     return row is not None and row[0] >= now - window
 
 
-def record_fetched(store, account: str, uid: str, message_id: str, recipients, now: float):
-    """One transaction: the UID is seen and the pairs are recent."""
+def record_fetched(store, account: str, uid: str, message_id: str, recipients, now: float,
+                   staged: str = ""):
+    """One transaction: the UID is seen, the pairs are recent and the
+    STAGED queue id (staging.py) is marked recorded, so it is released."""
     with transaction(store.db):
+        if staged:
+            store.db.execute("UPDATE mail_retrieval_staged SET recorded = 1 WHERE qid = ?",
+                             [staged])
         store.db.execute("INSERT OR REPLACE INTO mail_retrieval_seen(account, uid, seen) "
                          "VALUES(?, ?, ?)", [account, uid, now])
         if message_id:
@@ -47,6 +52,27 @@ def record_fetched(store, account: str, uid: str, message_id: str, recipients, n
                 store.db.execute("INSERT OR REPLACE INTO mail_retrieval_recent(message_id, "
                                  "recipient, seen) VALUES(?, ?, ?)",
                                  [message_id, recipient.lower(), now])
+
+
+def stage(store, account: str, qid: str):
+    """Notes, before its file exists, that QID is being staged for ACCOUNT."""
+    with transaction(store.db):
+        store.db.execute("INSERT OR REPLACE INTO mail_retrieval_staged(qid, account, recorded) "
+                         "VALUES(?, ?, 0)", [qid, account])
+
+
+def staged(store, account: str) -> list[tuple[str, bool]]:
+    """(queue id, whether its UID was recorded) of ACCOUNT's staged messages."""
+    return [(qid, bool(recorded)) for qid, recorded in store.db.execute(
+        "SELECT qid, recorded FROM mail_retrieval_staged WHERE account = ? ORDER BY qid",
+        [account])]
+
+
+def forget_staged(store, qids):
+    if qids:
+        with transaction(store.db):
+            store.db.conn.executemany("DELETE FROM mail_retrieval_staged WHERE qid = ?",
+                                      [(qid,) for qid in qids])
 
 
 def prune(store, now: float, window: float = WINDOW_SECONDS):

@@ -1,0 +1,73 @@
+"""A fetched message enters the queue exactly once, whenever the process dies.
+
+Queuing a message and recording its UID as seen are two writes to two
+stores (the spool's files, the settings database); no order of the two is
+safe alone. Queued first, a death before the record fetches the message
+again: once qmgr has delivered the first copy, nothing is left that would
+show it was queued, and it is delivered twice. Recorded first, a death
+before the file exists deletes at the ISP a message never queued.
+
+So the message is staged: its queue id is noted first (mail_retrieval_staged,
+not yet recorded), the file is written durably to the queue's hold, where
+qmgr leaves it, the UID is recorded in the same transaction that marks the
+staged id recorded, and only then is the file released to incoming. The
+next session of the account, before it lists the mailbox, settles what a
+death left: a recorded id still in hold is released, an unrecorded one is
+removed (its UID is not seen, so it is fetched again)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from firmware.mail.queue import NotInQueue
+from firmware.mail.submit import Submission, reserve_queue_id, submit
+
+from . import seen
+
+log = logging.getLogger("gatebox.retrieval")
+
+
+def hold_reason(account: str) -> str:
+    return f"being fetched from {account}; the retrieval releases it"
+
+
+def queue(ctx, account: str, submission: Submission, record: Callable[[str], None]) -> str:
+    """Queues SUBMISSION for ACCOUNT; RECORD(queue id) records the fetch
+    (seen.record_fetched with staged=the id) between the write and the release."""
+    qid = reserve_queue_id()
+    seen.stage(ctx.store, account, qid)
+    submission.queue_id, submission.hold_reason = qid, hold_reason(account)
+    submit(ctx.spool, submission, ctx.announce, ctx.settings)
+    record(qid)
+    _release(ctx, qid)
+    return qid
+
+
+def settle(ctx, account: str) -> dict:
+    """Releases what ACCOUNT recorded but had not released, removes what it
+    staged but never recorded, and forgets the staged ids. Run under the
+    account's lock, before a session lists the mailbox and after it."""
+    done = {"released": 0, "removed": 0}
+    rows = seen.staged(ctx.store, account)
+    for qid, recorded in rows:
+        try:
+            if recorded:
+                _release(ctx, qid)
+                done["released"] += 1
+            else:
+                ctx.spool.remove("hold", qid)
+                done["removed"] += 1
+        except NotInQueue:
+            pass    # released (or never written) before the process died
+    seen.forget_staged(ctx.store, [qid for qid, _ in rows])
+    if done["released"] or done["removed"]:
+        log.warning("%s: an earlier retrieval stopped mid-message: %d released to the queue, "
+                    "%d removed to be fetched again", account, done["released"], done["removed"])
+    return done
+
+
+def _release(ctx, qid: str):
+    ctx.spool.move(qid, "hold", "incoming")
+    log.info("%s: released from hold (fetch recorded)", qid)
+    ctx.announce(qid)
