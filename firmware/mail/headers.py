@@ -114,17 +114,21 @@ def _fields(block: bytes) -> list[bytes]:
 def without_fields(message: bytes, drop) -> bytes:
     """The message without the header fields for which drop(lower-case name,
     unfolded value) is true."""
-    head, rest = _split(message)
-    kept = []
+    head = _split(message[:_HEADER_LIMIT])[0]   # a bounded slice: the body is not copied
+    kept, dropped = [], False
     for whole in _fields(head):
         match = _FIELD_NAME.match(whole)
         if match:
             name = match.group(1).decode("ascii").lower()
             value = whole[match.end():].decode("utf-8", "replace")
             if drop(name, " ".join(value.split())):
+                dropped = True
                 continue
         kept.append(whole)
-    return b"".join(kept) + rest
+    if not dropped:
+        return message    # the usual case, and a large message is not copied
+    # The body as a view: one copy of it, into the result.
+    return b"".join([*kept, memoryview(message)[len(head):]])
 
 
 def with_subject_prefix(message: bytes, prefix: str) -> bytes:

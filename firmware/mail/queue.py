@@ -22,6 +22,7 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Union
 
 MAGIC = b"GATEBOX-QUEUE 1\n"
 STATES = ("incoming", "active", "deferred", "hold", "corrupt")
@@ -89,6 +90,11 @@ class Envelope:
         return [r for r in self.recipients if r.status == "pending"]
 
 
+# A message to write: its bytes, or a tuple of parts written one after the
+# other (a trace field and the message), so a large one is never joined.
+Parts = Union[bytes, tuple]
+
+
 def new_queue_id() -> str:
     # Time-ordered so a listing by id is roughly a listing by arrival.
     return f"{time.time_ns() // 1000:013X}{secrets.token_hex(3).upper()}"
@@ -120,7 +126,7 @@ class Committer:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, envelope: "Envelope", message: bytes) -> asyncio.Future:
+    def submit(self, envelope: "Envelope", message: Parts) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._requests.put((envelope, message, future, loop))
@@ -197,17 +203,19 @@ class Spool:
         return stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
 
     # ---- writing ---------------------------------------------------------
-    def _write_tmp(self, envelope: Envelope, message: bytes) -> Path:
+    def _write_tmp(self, envelope: Envelope, message: Parts) -> Path:
         """A partial file (the disk filled up, an I/O error) is removed at
         once: it would hold space the queue needs, and its id in tmp/ would
         refuse the next attempt to write the same message (O_EXCL)."""
         tmp = self.tmp / envelope.id
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            view = memoryview(MAGIC + envelope.to_json() + b"\n" + message)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            # Two writes, not one joined buffer: a large message is not copied.
+            for part in (MAGIC + envelope.to_json() + b"\n", *_parts(message)):
+                view = memoryview(part)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -223,7 +231,7 @@ class Spool:
             _unlink_quietly(tmp)
             raise
 
-    def write(self, envelope: Envelope, message: bytes, state: str = "incoming") -> Path:
+    def write(self, envelope: Envelope, message: Parts, state: str = "incoming") -> Path:
         """Durably place a message file (blocking). New mail comes through
         firmware.mail.submit, which builds the envelope."""
         target = self.path(state, envelope.id)
@@ -231,7 +239,7 @@ class Spool:
         fsync_dir(target.parent)
         return target
 
-    async def enqueue(self, envelope: Envelope, message: bytes) -> Path:
+    async def enqueue(self, envelope: Envelope, message: Parts) -> Path:
         """Durably place a message file in incoming; returns once it would
         survive a crash (submit's path for smtpd)."""
         if self._committer is None:
@@ -272,11 +280,16 @@ class Spool:
 
     # ---- reading ---------------------------------------------------------
     def load(self, state: str, qid: str) -> tuple[Envelope, bytes]:
+        # The envelope line, then the message in one read: slicing it off
+        # the whole file would hold a large message twice.
         try:
-            raw = self.path(state, qid).read_bytes()
+            with open(self.path(state, qid), "rb") as handle:
+                head = handle.readline()
+                head += handle.readline() if head == MAGIC else b""
+                envelope = _parse(head, qid, envelope_only=True)[0]
+                return envelope, handle.read()
         except FileNotFoundError:
             raise NotInQueue(qid) from None
-        return _parse(raw, qid)
 
     def read_envelope(self, state: str, qid: str) -> Envelope:
         try:
@@ -357,6 +370,10 @@ class Spool:
         """Take a message for delivery: move it to active and read it."""
         self.move_unsynced(qid, state, "active")
         return self.load("active", qid)
+
+
+def _parts(message: Parts) -> tuple:
+    return message if isinstance(message, tuple) else (message,)
 
 
 def _unlink_quietly(path: Path):

@@ -364,16 +364,21 @@ class GateboxSMTP(SMTP):
         if measured is None:
             return  # the connection went away
         message, size, longest = measured
+        del measured
         self.context.data_size, self.context.longest_line = size, longest
         self.context.data_complete = message is not None
         self.envelope.content = self.envelope.original_content = message or b""
+        # The envelope holds the message now; the handler drops it once the
+        # queue has its own copy, so this frame must not keep it alive.
+        del message
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push(status)
 
     async def _read_data(self, size_limit: int | None, line_limit: int | None):
-        kept: list[bytes] = []
-        fragments: list[bytes] = []
+        # One growing buffer, unstuffed in place: a list of line objects and
+        # its join held a large message in memory about three times over.
+        kept = bytearray()
         size = longest = line = 0
         keeping = True
         while self.transport is not None:
@@ -387,24 +392,23 @@ class GateboxSMTP(SMTP):
             except asyncio.CancelledError:
                 self._writer.close()
                 raise
-            if not fragments and chunk == b".\r\n":
-                return (b"".join(kept) if keeping else None), size, longest
+            if not line and chunk == b".\r\n":
+                return (bytes(kept) if keeping else None), size, longest
+            if not line:
+                line_start = len(kept)
             size += len(chunk)
             line += len(chunk)
             if keeping and ((size_limit is not None and size > size_limit) or
                             (line_limit is not None and line > line_limit)):
                 keeping = False
-                kept.clear()
-                fragments.clear()
+                del kept[:]
             if keeping:
-                fragments.append(chunk)
+                kept += chunk
             if chunk.endswith(b"\r\n"):
                 longest = max(longest, line)
                 line = 0
-                if keeping:
-                    whole = b"".join(fragments)
-                    kept.append(whole[1:] if whole.startswith(b".") else whole)
-                fragments.clear()
+                if keeping and kept[line_start:line_start + 1] == b".":
+                    del kept[line_start]
         return None
 
     def _authenticate(self, mechanism, auth_data):
@@ -611,6 +615,10 @@ class Handler:
                 return f"250 2.0.0 Ok: queued as {earlier}"
         extra = "".join(f"{name}: {value}\r\n" for name, value in ctx.add_headers).encode()
         recipients = list(envelope.rcpt_tos)
+        # The checks are done: only the marked copy is needed from here on,
+        # and a large message is not held twice while it is written.
+        envelope.content = envelope.original_content = None
+        ctx.message = message
         submission = Submission(
             sender=envelope.mail_from or "", recipients=recipients, message=extra + message,
             origin="smtpd", direction="outbound" if ctx.may_relay else "inbound",

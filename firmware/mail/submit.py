@@ -20,7 +20,7 @@ from typing import Callable
 
 from .addresses import is_clean
 from .headers import safe_text, summary, unfolded_headers
-from .queue import Envelope, Recipient, Spool, new_queue_id
+from .queue import Envelope, Parts, Recipient, Spool, new_queue_id
 
 # Mail that arrived from elsewhere is queued as it came; what the box writes
 # itself gets the header fields RFC 5322 requires when they are missing.
@@ -104,29 +104,31 @@ def reserve_queue_id() -> str:
     return new_queue_id()
 
 
-def prepare(submission: Submission, settings) -> tuple[Envelope, bytes]:
-    """The envelope and the exact bytes to store, not yet written."""
+def prepare(submission: Submission, settings) -> tuple[Envelope, "Parts"]:
+    """The envelope and the exact bytes to store (in parts, see
+    queue.Parts), not yet written."""
     qid = submission.queue_id or new_queue_id()
     received = time.time() if submission.received is None else submission.received
     message = submission.message
     if submission.origin in GENERATED_ORIGINS:
         message = missing_headers(message, submission.sender, qid, received, settings) + message
-    if submission.trace is not None:
-        message = submission.trace(qid) + message
+    # The trace field is written in front of the message, not joined to it:
+    # joining would copy a large message once more.
+    trace = submission.trace(qid) if submission.trace is not None else b""
     info = summary(message)
     body_8bit = submission.body_8bit
     if body_8bit is None:
-        body_8bit = not message.isascii()
+        body_8bit = not (message.isascii() and trace.isascii())
     envelope = Envelope(
         id=qid, sender=submission.sender,
         recipients=[Recipient(address) for address in submission.recipients],
         received=received, client_address=submission.client_address,
         client_name=submission.client_name,
         helo=submission.helo, auth_user=submission.auth_user, direction=submission.direction,
-        size=len(message), message_id=info.message_id, subject=info.subject,
+        size=len(trace) + len(message), message_id=info.message_id, subject=info.subject,
         header_from=info.header_from, is_bounce=submission.origin == "bounce",
         body_8bit=body_8bit, last_error=submission.hold_reason)
-    return envelope, message
+    return envelope, ((trace, message) if trace else message)
 
 
 def missing_headers(message: bytes, sender: str, qid: str, when: float, settings) -> bytes:

@@ -11,6 +11,8 @@ import signal
 import sys
 
 _PR_SET_PDEATHSIG = 1
+_M_MMAP_THRESHOLD = -3
+LARGE_BUFFER = 128 * 1024
 
 
 def configure_logging():
@@ -21,6 +23,19 @@ def configure_logging():
     root.setLevel(logging.INFO)
     # aiosmtpd logs every command at INFO; the box logs its own summary lines.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+def return_large_buffers():
+    """Buffers of LARGE_BUFFER and more (a message's bytes) come from their
+    own mappings and go back to the system when freed. glibc otherwise
+    raises that threshold after the first large free, and from then on
+    serves messages from the heap, which it keeps: the box stayed hundreds
+    of MB larger after a burst of large messages. Fixing the threshold
+    turns that adjustment off (mallopt(3)); not glibc, nothing changes."""
+    try:
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, LARGE_BUFFER)
+    except (AttributeError, OSError):
+        pass
 
 
 def use_many_threads(loop, workers: int):

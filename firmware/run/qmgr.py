@@ -25,7 +25,8 @@ from firmware.mail.queue import Spool
 from firmware.mail.stats import MailStats
 from firmware.plugins import DeliveryContext
 
-from .process import configure_logging, die_with_parent, on_stop_signals, stop_tasks, use_many_threads
+from .process import (configure_logging, die_with_parent, on_stop_signals, return_large_buffers,
+                      stop_tasks, use_many_threads)
 
 log = logging.getLogger("gatebox")
 
@@ -79,6 +80,7 @@ async def _close_idle_connections(delivery: SmtpDelivery):
 
 def run(data_dir, notify_fd: int | None):
     configure_logging()
+    return_large_buffers()
     asyncio.run(serve(Path(data_dir), notify_fd))
 
 

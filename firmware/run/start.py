@@ -18,7 +18,7 @@ from firmware.config import Store
 from firmware.system import service_state
 
 from . import smtpd, web_admin
-from .process import configure_logging, on_stop_signals
+from .process import configure_logging, on_stop_signals, return_large_buffers
 
 log = logging.getLogger("gatebox")
 
@@ -31,6 +31,7 @@ def run(data_dir, *, bind: str, smtp_port: int, submission_port: int, http_port:
         imaps_port: int | None = None, clamd: str = "child", upgraded: bool = True):
     data_dir = Path(data_dir)
     configure_logging()
+    return_large_buffers()
     web = web_admin.start(data_dir, bind, http_port, dev_http) if http_port else None
     try:
         asyncio.run(keep_mail_stack_up(data_dir, upgraded=upgraded, bind=bind, smtp_port=smtp_port,

@@ -8,6 +8,7 @@ idle connections per destination."""
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -258,7 +259,7 @@ class SmtpDelivery:
         smtp.sock.settimeout(max(settings["email.timeout_datablock_min"],
                                  settings["email.timeout_termination_min"]) * 60)
         try:
-            code, reply = smtp.data(message)
+            code, reply = send_data(smtp, message)
         except smtplib.SMTPDataError as error:
             code, reply = error.smtp_code, error.smtp_error
             smtp.rset()
@@ -269,6 +270,30 @@ class SmtpDelivery:
         for recipient in accepted:
             results[recipient] = final
         return results
+
+
+DATA_CHUNK = 64 * 1024
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def send_data(smtp: smtplib.SMTP, message: bytes) -> tuple[int, bytes]:
+    """smtplib's data(), sending the message dot-stuffed in chunks cut at
+    line ends: its own builds the stuffed copy and two more joined copies
+    (CRLF, the final dot), three times a large message's size in memory."""
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    start, view = 0, memoryview(message)
+    while start < len(message):
+        end = message.find(b"\n", start + DATA_CHUNK)
+        end = len(message) if end < 0 else end + 1
+        # A chunk starts at a line's start, so ^ matches exactly where
+        # stuffing the whole message would.
+        smtp.send(_LEADING_DOT.sub(b"..", view[start:end]))
+        start = end
+    smtp.send(b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n")
+    return smtp.getreply()
 
 
 def _unsendable(sender: str, recipients: list[str]) -> dict[str, Result]:
