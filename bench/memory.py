@@ -90,20 +90,23 @@ class RssSampler:
 
     def __init__(self, root_pid: int, interval: float = 0.02):
         self.root_pid, self.interval = root_pid, interval
-        self.samples: list[tuple[float, int, int, int]] = []  # (t, rss, anon, processes)
+        # (t, rss, anon, processes, {pid: rss})
+        self.samples: list[tuple[float, int, int, int, dict]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def sample(self) -> tuple[float, int, int, int]:
+    def sample(self) -> tuple[float, int, int, int, dict]:
         rss = anon = count = 0
+        each = {}
         # Walked afresh on every sample: Postfix starts and ends smtpd and cleanup
         # processes per connection, and a cached tree would miss the new ones.
         for pid in descendants(self.root_pid):
             got = rss_kib(pid)
             if got is not None:
                 rss, anon, count = rss + got[0], anon + got[1], count + 1
-        row = (time.monotonic(), rss, anon, count)
+                each[pid] = got[0]
+        row = (time.monotonic(), rss, anon, count, each)
         with self._lock:
             self.samples.append(row)
         return row
@@ -291,7 +294,26 @@ def measure(system, sink: Sink, body: bytes, args) -> dict:
         "sample_interval_ms_median": round(statistics.median(intervals) * 1000, 1) if intervals else None,
         "sample_interval_ms_max": round(max(intervals) * 1000, 1) if intervals else None,
         "queue_after": system.queued(),
+        # Which processes hold it: growth over each one's idle size, largest first.
+        "by_process_at_peak": by_process(peak[4], idle[-1][4]),
+        "by_process_retained": by_process(settled[-1][4], idle[-1][4]),
     }
+
+
+def process_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            words = handle.read().split(b"\0")
+    except OSError:
+        return "?"
+    # "python -m firmware ... qmgr" says less than its last words.
+    return " ".join(w.decode(errors="replace").rsplit("/", 1)[-1] for w in words[:6] if w)[:80]
+
+
+def by_process(rss: dict, idle: dict, top: int = 4) -> list[dict]:
+    grown = sorted(((kib - idle.get(pid, 0), pid) for pid, kib in rss.items()), reverse=True)
+    return [{"pid": pid, "name": process_name(pid), "growth_mb": round(kib / 1024, 1)}
+            for kib, pid in grown[:top]]
 
 
 # ---- main ---------------------------------------------------------------------------------

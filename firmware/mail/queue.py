@@ -210,12 +210,16 @@ class Spool:
         tmp = self.tmp / envelope.id
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            # Two writes, not one joined buffer: a large message is not copied.
-            for part in (MAGIC + envelope.to_json() + b"\n", *_parts(message)):
-                view = memoryview(part)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+            # The parts in one gathered write, not one joined buffer: a large
+            # message is not copied.
+            views = [memoryview(part) for part in (MAGIC + envelope.to_json() + b"\n",
+                                                   *_parts(message)) if part]
+            while views:
+                written = os.writev(fd, views)
+                while views and written >= len(views[0]):
+                    written -= len(views.pop(0))
+                if views and written:
+                    views[0] = views[0][written:]
             os.fsync(fd)
         except BaseException:
             os.close(fd)

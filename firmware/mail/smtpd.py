@@ -568,6 +568,16 @@ class Handler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
+        try:
+            return await self._data(server, envelope)
+        finally:
+            # A finished session is freed only when the garbage collector
+            # next breaks its reference cycles, which an idle server may not
+            # do for minutes: it must not keep the message alive meanwhile.
+            server.context.message = b""
+            envelope.content = envelope.original_content = None
+
+    async def _data(self, server, envelope):
         ctx = server.context
         message = envelope.original_content or b""
         ctx.message = message
@@ -618,7 +628,7 @@ class Handler:
         # The checks are done: only the marked copy is needed from here on,
         # and a large message is not held twice while it is written.
         envelope.content = envelope.original_content = None
-        ctx.message = message
+        ctx.message = b""
         submission = Submission(
             sender=envelope.mail_from or "", recipients=recipients, message=extra + message,
             origin="smtpd", direction="outbound" if ctx.may_relay else "inbound",
