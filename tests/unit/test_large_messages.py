@@ -1,0 +1,88 @@
+"""A message crosses the box byte for byte however it is cut: smtpd's DATA
+reader (one buffer, unstuffed in place), the queue file written in parts,
+and the delivery's DATA sent dot-stuffed in chunks. The receiving end is the
+real smtpd (aiosmtpd and the whole chain, in process), read back from its
+queue files."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+
+from firmware.mail.deliver import smtp as deliver_smtp
+from firmware.mail.headers import without_fields
+from tests.support.gateway import InProcessGateway
+
+SENDER, RECIPIENT = "a@outside.test", "b@example.com"
+
+
+@pytest.fixture
+def box(tmp_path):
+    gateway = InProcessGateway(tmp_path / "box", settings={"email.max_message_size_mb": 32}).start()
+    yield gateway
+    gateway.stop()
+
+
+def body_with_dots(lines: int) -> bytes:
+    # Every kind of line that stuffing touches: a lone dot, a dot first, two dots.
+    kinds = [b".", b".leading dot", b"..two dots", b"plain text line", b"", b". dot space"]
+    return b"".join(kinds[n % len(kinds)] + b" %d\r\n" % n if kinds[n % len(kinds)] else b"\r\n"
+                    for n in range(lines))
+
+
+def message(body: bytes, subject: str = "dots") -> bytes:
+    return (f"From: <{SENDER}>\r\nTo: <{RECIPIENT}>\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{subject}@outside.test>\r\n\r\n").encode() + body
+
+
+def only_queued(box) -> bytes:
+    [(envelope, stored)] = box.queued()
+    assert envelope.size == len(stored)
+    return stored
+
+
+def test_smtpd_unstuffs_dot_lines_of_a_large_message_exactly(box):
+    body = body_with_dots(120_000)     # about 2 MB
+    with smtplib.SMTP(box.host, box.port) as client:
+        assert client.sendmail(SENDER, [RECIPIENT], message(body)) == {}
+    stored = only_queued(box)
+    assert stored.endswith(b"\r\n\r\n" + body)
+    assert stored.startswith(b"Received: ")
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64 * 1024])
+@pytest.mark.parametrize("ending", [b"\r\n", b"", b"."], ids=["crlf", "no-crlf", "dot-no-crlf"])
+def test_delivery_sends_the_message_stuffed_in_chunks_and_it_arrives_unchanged(
+        box, monkeypatch, chunk, ending):
+    monkeypatch.setattr(deliver_smtp, "DATA_CHUNK", chunk)
+    body = body_with_dots(300 if chunk < 100 else 40_000) + ending
+    sent = message(body, subject=f"chunk-{chunk}")
+    with smtplib.SMTP(box.host, box.port) as client:
+        client.ehlo("sender.outside.test")
+        assert client.mail(SENDER)[0] == 250
+        assert client.rcpt(RECIPIENT)[0] == 250
+        code, reply = deliver_smtp.send_data(client, sent)
+    assert code == 250, reply
+    stored = only_queued(box)
+    # What lacks a final line end gets one, as smtplib's data() adds it.
+    expected = sent if sent.endswith(b"\r\n") else sent + b"\r\n"
+    assert stored.endswith(expected[expected.index(b"\r\n\r\n"):])
+
+
+def test_delivery_data_refused_before_354_raises_as_smtplib_does(box):
+    with smtplib.SMTP(box.host, box.port) as client:
+        client.ehlo("sender.outside.test")
+        # DATA without a recipient: 503, never a message.
+        with pytest.raises(smtplib.SMTPDataError) as raised:
+            deliver_smtp.send_data(client, message(b"x\r\n"))
+    assert raised.value.smtp_code == 503
+    assert box.queued() == []
+
+
+def test_removing_no_field_returns_the_message_itself_and_removing_one_keeps_the_body():
+    big = message(b"line\r\n" * 200_000)
+    assert without_fields(big, lambda name, value: False) is big
+    dropped = without_fields(big, lambda name, value: name == "subject")
+    assert b"Subject:" not in dropped and dropped.endswith(b"\r\n\r\n" + b"line\r\n" * 200_000)
+    assert len(dropped) == len(big) - len(b"Subject: dots\r\n")
