@@ -266,9 +266,12 @@ def max_hops(ctx: Context):
 def bare_line_endings(ctx: Context):
     """SMTP smuggling: a bare LF (or CR) can end DATA on other servers, so
     '\\n.\\n' hides a second message. Refuse the whole transaction."""
-    message = ctx.message
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+    bare = ctx.bare_line_endings
+    if bare is None:
+        message = ctx.message
+        crlf = message.count(b"\r\n")
+        bare = message.count(b"\n") != crlf or message.count(b"\r") != crlf
+    if bare:
         return reject("5.5.2", "Message contains bare <LF> or <CR> line endings; refused "
                                "(RFC 5321 section 2.3.8)")
     return None

@@ -134,6 +134,12 @@ class Context:
     recipients: list = field(default_factory=list)
     recipient: str = ""                 # the one being checked at rcpt
     message: bytes = b""                # at data; empty when it was too big to keep
+    # At data, for a message larger than message_data.PREFIX: the file that
+    # holds all of it, `message` then holding only its first PREFIX octets.
+    message_file: object = None
+    message_file_length: int = 0
+    # Counted on the DATA stream (smtpd); None: `message` is all there is to count.
+    bare_line_endings: bool | None = None
     data_size: int = 0                  # octets the client sent in DATA
     longest_line: int = 0               # longest DATA line, CRLF included
     data_complete: bool = True          # False: past a limit, the data was not kept
@@ -161,6 +167,10 @@ class Context:
     @property
     def may_relay(self) -> bool:
         return self.trusted or bool(self.auth_user)
+
+    @property
+    def message_length(self) -> int:
+        return self.message_file_length if self.message_file else len(self.message)
 
     @property
     def score(self) -> float:
@@ -192,6 +202,7 @@ class Context:
         self.sender, self.recipient, self.recipients = "", "", []
         self.declared_size = None
         self.message, self.data_size, self.longest_line = b"", 0, 0
+        self.message_file, self.message_file_length, self.bare_line_endings = None, 0, None
         self.data_complete = True
         self.add_headers, self.hold_reason, self.quarantine_kind = [], "", ""
         self.whitelisted = False

@@ -90,8 +90,18 @@ class Envelope:
         return [r for r in self.recipients if r.status == "pending"]
 
 
+@dataclass(frozen=True)
+class FileSpan:
+    """Octets of another file, copied into the queue file by the kernel:
+    the part of a large message smtpd kept on disk (message_data.py)."""
+    path: Path
+    offset: int
+    length: int
+
+
 # A message to write: its bytes, or a tuple of parts written one after the
-# other (a trace field and the message), so a large one is never joined.
+# other (a trace field, the message, a FileSpan), so a large one is never
+# joined nor read into memory.
 Parts = Union[bytes, tuple]
 
 
@@ -212,14 +222,15 @@ class Spool:
         try:
             # The parts in one gathered write, not one joined buffer: a large
             # message is not copied.
-            views = [memoryview(part) for part in (MAGIC + envelope.to_json() + b"\n",
-                                                   *_parts(message)) if part]
-            while views:
-                written = os.writev(fd, views)
-                while views and written >= len(views[0]):
-                    written -= len(views.pop(0))
-                if views and written:
-                    views[0] = views[0][written:]
+            views = []
+            for part in (MAGIC + envelope.to_json() + b"\n", *_parts(message)):
+                if isinstance(part, FileSpan):
+                    _write_all(fd, views)
+                    views = []
+                    _copy_span(fd, part)
+                elif part:
+                    views.append(memoryview(part))
+            _write_all(fd, views)
             os.fsync(fd)
         except BaseException:
             os.close(fd)
@@ -378,6 +389,45 @@ class Spool:
 
 def _parts(message: Parts) -> tuple:
     return message if isinstance(message, tuple) else (message,)
+
+
+def parts_length(message: Parts) -> int:
+    return sum(part.length if isinstance(part, FileSpan) else len(part)
+               for part in _parts(message))
+
+
+def _write_all(fd: int, views: list):
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if views and written:
+            views[0] = views[0][written:]
+
+
+def _copy_span(fd: int, span: FileSpan):
+    """copy_file_range where the kernel and file systems allow it (no copy
+    through user space), else read and write in pieces."""
+    with open(span.path, "rb") as source:
+        offset, left = span.offset, span.length
+        try:
+            while left:
+                copied = os.copy_file_range(source.fileno(), fd, left, offset)
+                if not copied:
+                    raise QueueError(f"{span.path} ended {left} octets early")
+                offset += copied
+                left -= copied
+            return
+        except OSError as error:
+            if error.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+        source.seek(offset)
+        while left:
+            piece = source.read(min(left, 1024 * 1024))
+            if not piece:
+                raise QueueError(f"{span.path} ended {left} octets early")
+            _write_all(fd, [memoryview(piece)])
+            left -= len(piece)
 
 
 def _unlink_quietly(path: Path):

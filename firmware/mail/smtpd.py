@@ -28,13 +28,13 @@ from firmware.login_limits import MAIL, Attempt, LoginLimiter, Outcome
 from firmware.login_limits import shared as shared_limiter
 from firmware.config import Store
 
-from . import addresses, aiosmtpd_speedups, resolver, scoring
+from . import addresses, aiosmtpd_speedups, message_data, resolver, scoring
 from .addresses import in_networks
 from .checks import message_size_limit
 from .headers import safe_text, summary
 from .policy import Context, Policy, Verdict
 from .quarantine import Quarantine
-from .queue import Spool, out_of_space
+from .queue import FileSpan, Spool, out_of_space
 from .submit import Submission, submit_async
 
 log = logging.getLogger("gatebox.smtpd")
@@ -74,11 +74,13 @@ class DuplicateFilter:
         self.window = window
         self._seen: collections.OrderedDict = collections.OrderedDict()
 
-    def key(self, client_ip: str, sender: str, recipients, message_id: str, message: bytes):
+    def key(self, client_ip: str, sender: str, recipients, message_id: str, message: bytes,
+            more: int = 0):
+        """`more`: octets of a large message beyond `message`, its prefix."""
         if not message_id:
             return None
         return (client_ip, sender, tuple(sorted(recipients)), message_id,
-                hashlib.sha256(message).digest())
+                hashlib.sha256(message).digest(), more)
 
     def lookup(self, key, now: float):
         while self._seen:
@@ -208,6 +210,7 @@ class GateboxSMTP(SMTP):
         self.gateway = gateway
         self.port_kind = port_kind
         self.context: Context | None = None
+        self.received: message_data.Received | None = None
         self._counted_ip = None
         self._in_helo = False
         self._close_after_reply = False
@@ -359,57 +362,78 @@ class GateboxSMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         settings = self.context.settings
         line_limit = settings["email.max_line_length"]
-        measured = await self._read_data(message_size_limit(settings),
-                                         None if isinstance(line_limit, str) else line_limit)
+        try:
+            measured = await self._read_data(message_size_limit(settings),
+                                             None if isinstance(line_limit, str) else line_limit)
+        except OSError as error:
+            # The scratch file of a large message could not be written: the
+            # rest of the data was read and dropped, nothing was accepted.
+            log.error("%s: DATA could not be kept on disk: %s", _client(self.context), error)
+            self._set_post_data_state()
+            await self.push("452 4.3.1 Insufficient system storage" if out_of_space(error)
+                            else "451 4.3.0 Error: queue file write error, try again later")
+            return
         if measured is None:
             return  # the connection went away
-        message, size, longest = measured
+        received, size, longest = measured
         del measured
         self.context.data_size, self.context.longest_line = size, longest
-        self.context.data_complete = message is not None
-        self.envelope.content = self.envelope.original_content = message or b""
+        self.context.data_complete = received is not None
+        self.received = received
+        self.envelope.content = self.envelope.original_content = \
+            received.prefix if received else b""
         # The envelope holds the message now; the handler drops it once the
         # queue has its own copy, so this frame must not keep it alive.
-        del message
+        del received
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push(status)
 
     async def _read_data(self, size_limit: int | None, line_limit: int | None):
-        # One growing buffer, unstuffed in place: a list of line objects and
-        # its join held a large message in memory about three times over.
-        kept = bytearray()
+        """(message_data.Received or None past a limit, octets sent, longest
+        line), or None when the client went away. The stream is unstuffed
+        into a DataSink: memory holds at most its prefix, whatever the size.
+        A scratch-file write error is raised once the data is read to its end."""
+        sink = message_data.DataSink(self.gateway.spool.tmp)
         size = longest = line = 0
         keeping = True
-        while self.transport is not None:
-            try:
-                chunk = await self._reader.readuntil(b"\r\n")
-            except asyncio.LimitOverrunError as error:
-                # Longer than the reader's buffer: take it in pieces.
-                chunk = await self._reader.read(error.consumed)
-            except asyncio.IncompleteReadError:
-                return None  # the client went away mid-message: nothing was accepted
-            except asyncio.CancelledError:
-                self._writer.close()
-                raise
-            if not line and chunk == b".\r\n":
-                return (bytes(kept) if keeping else None), size, longest
-            if not line:
-                line_start = len(kept)
-            size += len(chunk)
-            line += len(chunk)
-            if keeping and ((size_limit is not None and size > size_limit) or
-                            (line_limit is not None and line > line_limit)):
-                keeping = False
-                del kept[:]
-            if keeping:
-                kept += chunk
-            if chunk.endswith(b"\r\n"):
-                longest = max(longest, line)
-                line = 0
-                if keeping and kept[line_start:line_start + 1] == b".":
-                    del kept[line_start]
-        return None
+        write_error = None
+        try:
+            while self.transport is not None:
+                try:
+                    chunk = await self._reader.readuntil(b"\r\n")
+                except asyncio.LimitOverrunError as error:
+                    # Longer than the reader's buffer: take it in pieces.
+                    chunk = await self._reader.read(error.consumed)
+                except asyncio.IncompleteReadError:
+                    return None  # the client went away mid-message: nothing was accepted
+                except asyncio.CancelledError:
+                    self._writer.close()
+                    raise
+                if not line and chunk == b".\r\n":
+                    if write_error is not None:
+                        raise write_error
+                    return (sink.finish() if keeping else None), size, longest
+                starts_line = not line
+                size += len(chunk)
+                line += len(chunk)
+                if keeping and ((size_limit is not None and size > size_limit) or
+                                (line_limit is not None and line > line_limit)):
+                    keeping = False
+                    sink.discard()
+                if keeping:
+                    try:
+                        # RFC 5321 4.5.2: a leading period of a line is removed.
+                        sink.add(chunk[1:] if starts_line and chunk[:1] == b"." else chunk)
+                    except OSError as error:
+                        keeping, write_error = False, error
+                        sink.discard()
+                if chunk.endswith(b"\r\n"):
+                    longest = max(longest, line)
+                    line = 0
+            return None
+        finally:
+            sink.discard()  # nothing after finish(); else the scratch file goes
 
     def _authenticate(self, mechanism, auth_data):
         # The password check is slow on purpose (scrypt); it runs off the
@@ -497,10 +521,22 @@ class Handler:
                  safe_text(ctx.recipient), proto, safe_text(ctx.helo), verdict.check)
         self.gateway.count_refusal(verdict.check)
 
+    async def signatures(self, ctx, message: bytes,
+                         received: message_data.Received | None) -> bytes:
+        """The header fields the policy's signers put on top of outbound
+        mail. A large message is signed whole, read back from its scratch
+        file, off the event loop."""
+        if not self.gateway.policy.signers:
+            return b""
+        if received is None or received.path is None:
+            return self.signed(ctx, message)
+        async with message_data.whole(message, received.path, len(received.prefix)) as full:
+            return await asyncio.to_thread(self.signed, ctx, full)
+
     def signed(self, ctx, message: bytes) -> bytes:
-        """Outbound mail with the policy's signatures on top. A signer that
-        fails leaves the message unsigned (logged): mail is never refused
-        for a signature the box could not make."""
+        """The policy's signatures of the message. A signer that fails
+        leaves the message unsigned (logged): mail is never refused for a
+        signature the box could not make."""
         added = b""
         for signer in self.gateway.policy.signers:
             try:
@@ -508,7 +544,7 @@ class Handler:
             except Exception:
                 log.exception("%s: signer %r failed; the message goes unsigned by it",
                               _client(ctx), signer)
-        return added + message
+        return added
 
     async def handle_HELO(self, server, session, envelope, hostname):
         server.context.helo = hostname
@@ -569,18 +605,25 @@ class Handler:
 
     async def handle_DATA(self, server, session, envelope):
         try:
-            return await self._data(server, envelope)
+            return await self._data(server, envelope, server.received)
         finally:
             # A finished session is freed only when the garbage collector
             # next breaks its reference cycles, which an idle server may not
             # do for minutes: it must not keep the message alive meanwhile.
             server.context.message = b""
+            server.context.message_file = None
             envelope.content = envelope.original_content = None
+            if server.received is not None:
+                server.received.discard()  # queued by now, or not wanted
+                server.received = None
 
-    async def _data(self, server, envelope):
+    async def _data(self, server, envelope, received: message_data.Received | None):
         ctx = server.context
         message = envelope.original_content or b""
         ctx.message = message
+        if received is not None:
+            ctx.message_file, ctx.message_file_length = received.path, received.size
+            ctx.bare_line_endings = received.bare_line_endings
         ctx.add_headers = []
         verdict = await self.decide(server, "data", "DATA")
         if verdict is not None:
@@ -611,13 +654,18 @@ class Handler:
         message = scoring.mark(message, action, ctx.symbols, ctx.auth_results, ctx.settings,
                                server.hostname, policy)
         if ctx.may_relay and not ctx.quarantine_kind:
-            message = self.signed(ctx, message)
+            message = await self.signatures(ctx, message, received) + message
         info = summary(message)
         now = time.time()
+        tail = None
+        if received is not None and received.path is not None:
+            tail = FileSpan(received.path, len(received.prefix),
+                            received.size - len(received.prefix))
         duplicate_key = None
         if ctx.settings["email.check_duplicate_messages"]:
-            duplicate_key = self.gateway.duplicates.key(ctx.client_ip, envelope.mail_from or "",
-                                                        envelope.rcpt_tos, info.message_id, message)
+            duplicate_key = self.gateway.duplicates.key(
+                ctx.client_ip, envelope.mail_from or "", envelope.rcpt_tos, info.message_id,
+                message, tail.length if tail else 0)
             earlier = self.gateway.duplicates.lookup(duplicate_key, now) if duplicate_key else None
             if earlier:
                 log.info("%s: duplicate of %s from %s (client timeout resend); not queued again",
@@ -633,8 +681,9 @@ class Handler:
             sender=envelope.mail_from or "", recipients=recipients, message=extra + message,
             origin="smtpd", direction="outbound" if ctx.may_relay else "inbound",
             client_address=ctx.client_ip, client_name="", helo=ctx.helo, auth_user=ctx.auth_user,
-            received=now, body_8bit=not message.isascii(),
-            trace=lambda qid: _received_header(server, ctx, qid, recipients, now))
+            received=now,
+            body_8bit=not message.isascii() or (received is not None and received.eight_bit),
+            trace=lambda qid: _received_header(server, ctx, qid, recipients, now), tail=tail)
         try:
             if ctx.quarantine_kind:
                 qid = await self.gateway.quarantine.put_async(

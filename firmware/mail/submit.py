@@ -20,7 +20,7 @@ from typing import Callable
 
 from .addresses import is_clean
 from .headers import safe_text, summary, unfolded_headers
-from .queue import Envelope, Parts, Recipient, Spool, new_queue_id
+from .queue import Envelope, FileSpan, Parts, Recipient, Spool, new_queue_id
 
 # Mail that arrived from elsewhere is queued as it came; what the box writes
 # itself gets the header fields RFC 5322 requires when they are missing.
@@ -53,6 +53,9 @@ class Submission:
     # Set: the queue id to use, for a producer that must record the id before
     # the file exists (retrieval, which stages in hold). Else one is picked.
     queue_id: str = ""
+    # Set: the rest of the message, after `message`, in a file (smtpd's
+    # scratch file of a large message); the queue file gets it by a kernel copy.
+    tail: FileSpan | None = None
 
     def __post_init__(self):
         if self.origin not in ORIGINS:
@@ -125,9 +128,12 @@ def prepare(submission: Submission, settings) -> tuple[Envelope, "Parts"]:
         received=received, client_address=submission.client_address,
         client_name=submission.client_name,
         helo=submission.helo, auth_user=submission.auth_user, direction=submission.direction,
-        size=len(trace) + len(message), message_id=info.message_id, subject=info.subject,
+        size=len(trace) + len(message) + (submission.tail.length if submission.tail else 0),
+        message_id=info.message_id, subject=info.subject,
         header_from=info.header_from, is_bounce=submission.origin == "bounce",
         body_8bit=body_8bit, last_error=submission.hold_reason)
+    if submission.tail is not None:
+        return envelope, (trace, message, submission.tail)
     return envelope, ((trace, message) if trace else message)
 
 

@@ -119,7 +119,7 @@ def admin_notice(ctx: Context, virus: str, quarantined: bool) -> Submission:
              f"Recipients: {listed}",
              f"Subject:    {subject}",
              f"Message-ID: {message_id}",
-             f"Size:       {len(ctx.message)} octets"]
+             f"Size:       {ctx.message_length} octets"]
     return Submission(sender="", recipients=[to], origin=ORIGIN,
                       message=build(ctx.settings, [to], f"Virus found: {virus}", lines),
                       note=f"virus report to the administrator ({virus})")

@@ -28,6 +28,7 @@ import email.policy
 import logging
 import time
 
+from firmware.mail import message_data
 from firmware.mail.headers import safe_text
 from firmware.mail.policy import Check, Context, Order, Verdict
 from firmware.mail.submit import message_id_domain
@@ -123,12 +124,12 @@ class VirusScan:
         settings = ctx.settings
         if not settings[ENABLED] or not ctx.message or not ctx.data_complete:
             return None
-        if len(ctx.message) > scan_limit(settings):
-            return self._skipped(ctx, f"size {len(ctx.message)} over the limit "
+        if ctx.message_length > scan_limit(settings):
+            return self._skipped(ctx, f"size {ctx.message_length} over the limit "
                                       f"of {settings[MAX_SCAN_MB]} MB")
         try:
             async with asyncio.timeout(SCAN_SECONDS):
-                finding = await self._scan(ctx.message, settings)
+                finding = await self._scan(ctx, settings)
         except ScanTooLarge as error:
             # Below our limit but above clamd's StreamMaxLength: the same as
             # over the limit, not a scanner failure that would defer it forever.
@@ -142,15 +143,21 @@ class VirusScan:
             return None
         return await self._infected(ctx, virus_name(finding))
 
-    async def _scan(self, message: bytes, settings) -> Finding | None:
+    async def _scan(self, ctx: Context, settings) -> Finding | None:
         if scans_whole(settings):
-            finding = await self.scanner.scan(message)
+            # A large message goes to clamd from its file, piece by piece.
+            finding = await self.scanner.scan(
+                message_data.chunks(ctx.message_file) if ctx.message_file else ctx.message)
             if finding is not None:
                 return finding
         if scans_parts(settings):
-            # Parsing a message of many megabytes would stall every other
-            # session on the event loop.
-            parts = await asyncio.get_running_loop().run_in_executor(None, decoded_parts, message)
+            # Decoding needs the whole message, and parsing one of many
+            # megabytes would stall every other session on the event loop.
+            async with message_data.whole(ctx.message, ctx.message_file,
+                                          len(ctx.message)) as message:
+                parts = await asyncio.get_running_loop().run_in_executor(
+                    None, decoded_parts, message)
+                del message
             for payload in parts:
                 finding = await self.scanner.scan(payload)
                 if finding is not None:

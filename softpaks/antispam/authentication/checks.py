@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from firmware.mail import message_data
 from firmware.mail.headers import safe_text
 from firmware.mail.policy import Check, Context, Order, reject
 
@@ -77,8 +78,12 @@ class AuthenticationCheck:
                   else asyncio.sleep(0, (None, "")))
         fetched, (record, dmarc_failure) = await asyncio.gather(fetch, policy)
         if sigs or (do_arc and arc.present(message)):
-            results, arc_outcome = await asyncio.to_thread(
-                self._verify, message, sigs, arc_names, fetched, do_arc)
+            # The body hashes cover every octet: a large message is read
+            # back whole from its file for them (message_data.whole).
+            async with message_data.whole(message, ctx.message_file, len(message)) as full:
+                results, arc_outcome = await asyncio.to_thread(
+                    self._verify, full, sigs, arc_names, fetched, do_arc)
+                del full
         else:
             # Nothing to verify: no hop to a worker thread for most mail.
             results, arc_outcome = [], ("none", "not ARC signed")
