@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from firmware.config.store import Snapshot
-from firmware.mail import scoring
+from firmware.mail import message_data, scoring
 from firmware.mail.policy import Context, Policy
 from firmware.mail.resolver import Resolver
 from softpaks.antispam.authentication import checks, forwarders
@@ -280,3 +280,20 @@ def test_an_arc_chain_is_verified_and_recorded(store, dns, keys):
     assert verdict is None and symbols(ctx)["DMARC_FAIL_FORWARDER"] == 0.0
     broken = raw.replace(b"[list footer]", b"[changed later]")
     assert "arc=fail" in results(run(store, settings(dns), broken)[1])
+
+
+def test_a_large_message_is_verified_whole_from_its_file(store, dns, keys, tmp_path):
+    # smtpd hands the checks the first PREFIX octets and the file holding all.
+    body = "".join(f"line {n} of a long report\r\n" for n in range(40_000))
+    raw = signed(keys, message(body=body))
+    assert len(raw) > 2 * message_data.PREFIX
+    whole = tmp_path / "whole"
+    whole.write_bytes(raw)
+    verdict, ctx = run(store, settings(dns), raw[:message_data.PREFIX],
+                       message_file=whole, message_file_length=len(raw))
+    assert verdict is None
+    assert "dkim=pass header.d=signer.test header.s=rs" in results(ctx)
+    whole.write_bytes(raw.replace(b"line 39999 of", b"line 39999 0f"))
+    verdict, ctx = run(store, settings(dns), raw[:message_data.PREFIX],
+                       message_file=whole, message_file_length=len(raw))
+    assert "dkim=fail" in results(ctx) and verdict is not None and verdict.code == 550
