@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import os
 import time
 
 from . import bounce, schedule
@@ -28,6 +29,11 @@ from .submit import submit
 log = logging.getLogger("gatebox.qmgr")
 
 RESCAN_SECONDS = 5.0
+# A delivery holds its message in memory. Messages of LARGE octets or more
+# share LARGE_BUDGET between them: twenty 8 MB messages are delivered a few
+# at a time instead of 160 MB at once; a larger one alone still goes.
+LARGE = 256 * 1024
+LARGE_BUDGET = 32 * 1024 * 1024
 SAVE_RETRY_SECONDS = 1.0
 WAITING_FOR_SCHEDULE = "waiting for the scheduled send time (Email Server > Scheduling)"
 
@@ -54,6 +60,7 @@ class QueueManager:
         self._unsaved: dict[str, tuple[str, Envelope]] = {}
         # qid -> set when the message is no longer being worked on
         self._busy: dict[str, asyncio.Event] = {}
+        self._large = ByteBudget(LARGE_BUDGET)
 
     # ---- feeding -----------------------------------------------------------------
     def notify(self, qid: str):
@@ -155,6 +162,20 @@ class QueueManager:
         return self.spool.claim(state, qid)
 
     async def _attempt(self, state: str, qid: str):
+        try:
+            size = os.stat(self.spool.path(state, qid)).st_size
+        except OSError:
+            size = 0  # moved meanwhile (or unsaved): the claim below finds out
+        if size < LARGE:
+            await self._attempt_loaded(state, qid)
+            return
+        await self._large.acquire(size)
+        try:
+            await self._attempt_loaded(state, qid)
+        finally:
+            self._large.release(size)
+
+    async def _attempt_loaded(self, state: str, qid: str):
         loop = asyncio.get_running_loop()
         unsaved = self._unsaved.pop(qid, None)
         try:
@@ -335,3 +356,31 @@ class QueueManager:
         log.info("%s: to=<%s>%s, relay=%s, delay=%.2f, status=%s (%s)", envelope.id,
                  recipient.address, original, relay or "none", now - envelope.received, status,
                  recipient.detail)
+
+
+class ByteBudget:
+    """Octets of large messages in memory at once. One that is larger than
+    the whole budget waits until nothing else holds any, then goes alone."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.used = 0
+        self._waiting: list[asyncio.Future] = []
+
+    async def acquire(self, octets: int):
+        while self.used and self.used + octets > self.limit:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiting:
+                    self._waiting.remove(waiter)
+        self.used += octets
+
+    def release(self, octets: int):
+        self.used -= octets
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            if not waiter.done():
+                waiter.set_result(None)

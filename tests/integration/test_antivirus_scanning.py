@@ -13,6 +13,7 @@ depend on the database."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import smtplib
 import sqlite3
@@ -172,6 +173,27 @@ def test_infected_mail_is_rejected_in_every_wrapping_and_clean_mail_passes(antiv
     wait_until_idle(box)
     assert [r.message["Subject"] for r in lan_server.received] == ["clean one"]
     assert "antivirus: virus found (" in box.log()
+
+
+def test_a_virus_past_the_part_smtpd_keeps_in_memory_is_found_in_either_scan(antivirus_box,
+                                                                              lan_server):
+    # smtpd keeps the first 256 KiB in memory and the whole message on disk:
+    # clamd gets the file, the parts scan reads it back whole.
+    box, _ = antivirus_box(**{"antivirus.scan_entire_message": "off",
+                              "antivirus.scan_parts": "on"})
+    message = _headers(EmailMessage(), "large and infected")
+    message.set_content("a long report\n" * 60_000)
+    message.add_attachment(eicar_bytes(), maintype="application", subtype="octet-stream",
+                           filename="eicar.com")
+    raw = message.as_bytes(policy=SMTP)
+    assert raw.index(b"eicar.com") > 3 * 256 * 1024
+    code, text = send(box, raw)
+    assert code == 554 and VIRUS_FOUND.match(text), (code, text)
+    reconfigure(box, **{"antivirus.scan_entire_message": "on", "antivirus.scan_parts": "off"})
+    code, text = send(box, raw)
+    assert code == 554 and VIRUS_FOUND.match(text), (code, text)
+    wait_counted(box, infected=2)
+    assert not [n for n in os.listdir(box.data / "queue" / "tmp") if n.startswith("data-")]
 
 
 def test_quarantine_keeps_the_message_out_of_the_queue_and_notices_go_where_the_settings_say(

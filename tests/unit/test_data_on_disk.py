@@ -166,3 +166,39 @@ def test_a_client_that_goes_away_mid_data_leaves_no_scratch_file(box):
         reader.close()  # the file object holds the socket open too
     wait_until(lambda: scratch_files(box.spool.tmp) == [], 30, what="the scratch file removed")
     assert box.queued() == []
+
+
+def test_the_queue_managers_budget_lets_large_messages_through_a_few_at_a_time():
+    import asyncio
+    from firmware.mail.qmgr import ByteBudget
+
+    async def scenario():
+        budget = ByteBudget(10)
+        order = []
+
+        async def hold(name, octets, release: asyncio.Event):
+            await budget.acquire(octets)
+            order.append((name, budget.used))
+            await release.wait()
+            budget.release(octets)
+
+        gates = {name: asyncio.Event() for name in "abcd"}
+        tasks = [asyncio.create_task(hold("a", 6, gates["a"])),
+                 asyncio.create_task(hold("b", 6, gates["b"])),
+                 asyncio.create_task(hold("c", 25, gates["c"])),
+                 asyncio.create_task(hold("d", 3, gates["d"]))]
+        await asyncio.sleep(0)
+        assert order == [("a", 6), ("d", 9)]          # b and c wait: over the budget
+        gates["a"].set()
+        gates["d"].set()
+        while len(order) < 3:
+            await asyncio.sleep(0)
+        assert order[2] in (("b", 6), ("c", 25))
+        gates["b"].set()
+        gates["c"].set()
+        await asyncio.gather(*tasks)
+        assert sorted(name for name, _ in order) == list("abcd") and budget.used == 0
+        # The one larger than the budget went alone.
+        assert ("c", 25) in order
+
+    asyncio.run(scenario())
