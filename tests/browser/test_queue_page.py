@@ -42,8 +42,9 @@ def test_hold_release_delete_and_purge(signed_in, admin_box, shot):
     page.click("button[value=hold]")
     expect(page.locator(".flash.ok")).to_have_text("2 message(s) held.")
     expect(_row(page, first)).to_have_class("state-hold held")
-    assert _row(page, first).locator("td").first.evaluate(
-        "cell => getComputedStyle(cell).backgroundColor") == "rgb(255, 245, 157)"
+    # Retried: the page's stylesheet may still be applying when the row is there.
+    expect(_row(page, first).locator("td").first).to_have_css("background-color",
+                                                              "rgb(255, 245, 157)")
     assert sorted(admin_box.queue_ids("hold")) == [first, second]
     shot(page, "queue-held")
 
