@@ -391,11 +391,6 @@ def _parts(message: Parts) -> tuple:
     return message if isinstance(message, tuple) else (message,)
 
 
-def parts_length(message: Parts) -> int:
-    return sum(part.length if isinstance(part, FileSpan) else len(part)
-               for part in _parts(message))
-
-
 def _write_all(fd: int, views: list):
     while views:
         written = os.writev(fd, views)
