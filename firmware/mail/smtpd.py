@@ -63,6 +63,13 @@ def with_enhanced_code(reply: str) -> str:
     return f"{reply[:4]}{enhanced} {reply[4:]}"
 
 
+# Connections the kernel completes while the event loop is busy wait here to
+# be accepted. asyncio's default of 100 drops the rest of a burst: a client
+# whose final ACK was dropped believes it is connected and waits for a banner
+# that never comes. Too many sessions are refused by the connection caps
+# (421), never by a full queue. The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+
 class DuplicateFilter:
     """Clients that time out after a minute resend a message the box already
     took. Same client, same envelope (sender and recipients), same Message-ID
@@ -149,7 +156,7 @@ class Gateway:
     async def serve(self, host: str, port: int, port_kind: str):
         loop = asyncio.get_running_loop()
         return await loop.create_server(self.protocol_factory(port_kind), host=host, port=port,
-                                        reuse_address=True)
+                                        reuse_address=True, backlog=LISTEN_BACKLOG)
 
     async def sign_in(self, client_ip: str, login: str, password: str) -> Attempt:
         """One SMTP AUTH through the login limiter. scrypt and the limiter's
