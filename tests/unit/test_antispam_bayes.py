@@ -91,7 +91,7 @@ def test_learning_is_idempotent_and_the_other_class_moves_the_message(tmp_path):
     assert (totals.spam, totals.ham, totals.tokens) == (0, 1, len(set(found)))
     assert db.learn(digest, found, spam=True) == "moved"
     assert (db.totals().spam, db.totals().ham) == (1, 0)
-    assert all(c.ham == 0 and c.spam == 1 for c in db.counts(found).values())
+    assert all(spam_ham == (1, 0) for spam_ham in db.counts(found).values())
     assert db.learnt_as(digest) is True
     db.close()
 
@@ -146,6 +146,15 @@ def test_damaged_counts_in_the_database_do_not_break_classifying(tmp_path):
     verdict = classify.classify(db, tokens.tokens(message))
     assert 0.0 <= verdict.probability <= 1.0
     assert db.totals().spam == 0
+    db.close()
+
+
+def test_a_damaged_count_reads_as_zero_and_a_fraction_as_its_whole_part(tmp_path):
+    db = bayes_store.BayesStore(tmp_path)
+    db.learn(b"e" * 32, [1, 2, 3, 4], True)
+    for key, spam, ham in ((1, -7, "x"), (2, "lots", 5), (3, 2.7, -1), (4, 3, 4)):
+        db.db.execute("UPDATE tokens SET spam = ?, ham = ? WHERE hash = ?", [spam, ham, key])
+    assert db.counts([1, 2, 3, 4, 5]) == {1: (0, 0), 2: (0, 5), 3: (2, 0), 4: (3, 4)}
     db.close()
 
 

@@ -24,6 +24,7 @@ import threading
 from firmware.mail.policy import Check, Context, Order
 
 from .. import content_filter
+from ..message_text import MessageView, parse_cached
 from . import classify, tokens
 from . import store as bayes_store
 from .learn import learn_message
@@ -63,13 +64,13 @@ def readiness(totals, min_spam: int, min_ham: int) -> str:
     return " and ".join(missing)
 
 
-def evaluate(data_dir, message: bytes, min_spam: int, min_ham: int):
+def evaluate(data_dir, view: MessageView, min_spam: int, min_ham: int):
     """(Verdict or None, what is missing): the work done in a thread."""
     db = bayes_store.for_data(data_dir)
     missing = readiness(db.learnt(), min_spam, min_ham)
     if missing:
         return None, missing
-    return classify.classify(db, tokens.tokens(message)), ""
+    return classify.classify(db, tokens.view_tokens(view)), ""
 
 
 def bayes_check(store) -> Check:
@@ -77,8 +78,11 @@ def bayes_check(store) -> Check:
         if not applies(store, ctx):
             return None
         loop = asyncio.get_running_loop()
+        # Parsed here, on the loop, where the rules' view of this message is
+        # still the cached one: by the time the thread runs, other sessions'
+        # rules may have replaced it.
         verdict, missing = await loop.run_in_executor(
-            _readers, evaluate, store.data_dir, ctx.message, ctx.settings[MIN_SPAM],
+            _readers, evaluate, store.data_dir, parse_cached(ctx.message), ctx.settings[MIN_SPAM],
             ctx.settings[MIN_HAM])
         if verdict is None:
             ctx.count_result(CHECK_NAME, "not_ready")

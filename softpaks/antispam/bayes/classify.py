@@ -97,11 +97,10 @@ def classify(store: BayesStore, hashes: list[int]) -> Verdict:
     totals = store.learnt()
     known = store.counts(hashes)
     clues = []
-    for key in hashes:
-        counts = known.get(key)
+    for counts in map(known.get, hashes):
         if counts is None:
             continue
-        prob = token_probability(counts.spam, counts.ham, totals.spam, totals.ham)
+        prob = token_probability(counts[0], counts[1], totals.spam, totals.ham)
         if abs(prob - 0.5) >= MIN_STRENGTH:
             clues.append(prob)
     clues.sort(key=lambda p: abs(p - 0.5), reverse=True)

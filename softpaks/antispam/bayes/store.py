@@ -65,12 +65,6 @@ class Learnt:
     ham: int
 
 
-@dataclass(frozen=True)
-class Counts:
-    spam: int
-    ham: int
-
-
 class _Held:
     """A thread's connection: closed when the thread's local data goes."""
 
@@ -167,14 +161,19 @@ class BayesStore:
         count = self.db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0]
         return Totals(learnt.spam, learnt.ham, count)
 
-    def counts(self, hashes: list[int]) -> dict[int, Counts]:
+    def counts(self, hashes: list[int]) -> dict[int, tuple[int, int]]:
+        """(spam, ham) of each token the database knows. The database is not
+        trusted: a count that is NULL, negative or not a number reads as 0.
+        SQLite does that clamping, not a Python step per token."""
         found = {}
         for start in range(0, len(hashes), BATCH):
             chunk = hashes[start:start + BATCH]
             marks = ",".join("?" * len(chunk))
             for key, spam, ham in self.db.execute(
-                    f"SELECT hash, spam, ham FROM tokens WHERE hash IN ({marks})", chunk):
-                found[key] = Counts(max(int(spam or 0), 0), max(int(ham or 0), 0))
+                    "SELECT hash, MAX(IFNULL(CAST(spam AS INTEGER), 0), 0), "
+                    f"MAX(IFNULL(CAST(ham AS INTEGER), 0), 0) FROM tokens WHERE hash IN ({marks})",
+                    chunk):
+                found[key] = (spam, ham)
         return found
 
     def learnt_as(self, digest: bytes) -> bool | None:

@@ -62,7 +62,11 @@ def osb(words: list[str], prefix: str = "") -> list[str]:
 
 def token_texts(message: bytes) -> list[str]:
     """The distinct tokens of a message, in the order found, at most MAX_TOKENS."""
-    view = message_text.parse(message)
+    return view_token_texts(message_text.parse(message))
+
+
+def view_token_texts(view: message_text.MessageView) -> list[str]:
+    """token_texts of a message already parsed (the data stage's rules parsed it)."""
     found: dict[str, None] = {}
 
     def add(items):
@@ -99,7 +103,11 @@ def hashed(token: str) -> int:
 
 
 def tokens(message: bytes) -> list[int]:
-    return [hashed(token) for token in token_texts(message)]
+    return view_tokens(message_text.parse(message))
+
+
+def view_tokens(view: message_text.MessageView) -> list[int]:
+    return [hashed(token) for token in view_token_texts(view)]
 
 
 def digest(message: bytes) -> bytes:
