@@ -82,12 +82,20 @@ ANTISPAM_ON = {
     "antispam.reverse_dns_required": "on",
     "antispam.reverse_dns_forward_confirmed": "on",
     "antispam.greylist": "on",
+    # Part 2's signature checks are on by default; bench/spam_scoring.py
+    # measures them with the rest of part 2. Off here, so this ratio is part
+    # 1's. DMARC is evaluated whatever the settings (its result goes into
+    # Authentication-Results): the sender's domain has no record, so it costs
+    # one lookup answered "no such name", and counts dmarc=none.
+    "antispam.dkim_verify": "off",
+    "antispam.arc_verify": "off",
 }
 RCPT_LAYERS = ("dnsbl", "reverse_dns", "greylist")
+ALWAYS_EVALUATED = ("dmarc=none",)
 
 
 def dns_records() -> list[str]:
-    records = ["--local=/bench.test/", "--local=/0.0.127.in-addr.arpa/",
+    records = ["--local=/bench.test/", "--local=/0.0.127.in-addr.arpa/", "--local=/outside.test/",
                f"--host-record={CLIENT_NAME},127.0.0.1",
                f"--ptr-record=1.0.0.127.in-addr.arpa,{CLIENT_NAME}"]
     # RFC 5782's test entry, so each zone passes its health test.
@@ -167,7 +175,8 @@ def validate(counts: dict, sent_on: int, zones: dict) -> list[str]:
                         f"at least {sent_on} expected")
     problems += [f"{name}: {value} (no message should get this result)"
                  for name, value in counts.items()
-                 if value and ("=" not in name or name.split("=", 1)[1] != "passed")]
+                 if value and ("=" not in name or name.split("=", 1)[1] != "passed")
+                 and name not in ALWAYS_EVALUATED]
     problems += [f"zone {zone} is not healthy ({zones.get(zone, {}).get('detail', 'never tested')})"
                  for zone in ZONES if not zones.get(zone, {}).get("healthy")]
     if not sent_on or not any(counts.get(f"{layer}=passed") for layer in RCPT_LAYERS):

@@ -291,8 +291,7 @@ def relay(args, workdir: Path, result: dict, started: list) -> tuple[list, list]
     sink = Sink("127.0.0.1", free_port())
     sink.start()
     started.append(sink)
-    dns = DnsServer(workdir / "relay-dns", dns_records() + ["--local=/outside.test/",
-                                                            "--local=/example.com/"],
+    dns = DnsServer(workdir / "relay-dns", dns_records() + ["--local=/example.com/"],
                     probe="client.bench.test").start()
     started.append(dns)
     box = Gatebox(workdir, sink.port, gatebox_command(args.gatebox),
