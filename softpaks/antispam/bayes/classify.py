@@ -97,11 +97,17 @@ def classify(store: BayesStore, hashes: list[int]) -> Verdict:
     totals = store.learnt()
     known = store.counts(hashes)
     clues = []
+    # Most tokens share a few (spam, ham) pairs (1, 0), (0, 1), (2, 0)...:
+    # each pair's probability is worked out once per message.
+    strong: dict[tuple[int, int], float | None] = {}
     for counts in map(known.get, hashes):
         if counts is None:
             continue
-        prob = token_probability(counts[0], counts[1], totals.spam, totals.ham)
-        if abs(prob - 0.5) >= MIN_STRENGTH:
+        prob = strong.get(counts, 0.0)
+        if prob == 0.0:
+            prob = token_probability(counts[0], counts[1], totals.spam, totals.ham)
+            prob = strong[counts] = prob if abs(prob - 0.5) >= MIN_STRENGTH else None
+        if prob is not None:
             clues.append(prob)
     clues.sort(key=lambda p: abs(p - 0.5), reverse=True)
     # Never exactly 0 or 1: a log of 0 would end the product.

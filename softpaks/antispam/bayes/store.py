@@ -16,6 +16,7 @@ past it the rarest old ones go first (see expire)."""
 
 from __future__ import annotations
 
+import operator
 import os
 import sqlite3
 import threading
@@ -27,6 +28,7 @@ from pathlib import Path
 
 DB_NAME = "bayes.db"
 BUSY_MS = 10_000
+_FIRST, _COUNTS = operator.itemgetter(0), operator.itemgetter(1, 2)
 BATCH = 500                 # host parameters per statement, well under SQLite's limit
 DAY = 86400
 RARE_AGE_DAYS = 30
@@ -169,11 +171,11 @@ class BayesStore:
         for start in range(0, len(hashes), BATCH):
             chunk = hashes[start:start + BATCH]
             marks = ",".join("?" * len(chunk))
-            for key, spam, ham in self.db.execute(
-                    "SELECT hash, MAX(IFNULL(CAST(spam AS INTEGER), 0), 0), "
-                    f"MAX(IFNULL(CAST(ham AS INTEGER), 0), 0) FROM tokens WHERE hash IN ({marks})",
-                    chunk):
-                found[key] = (spam, ham)
+            rows = self.db.execute(
+                "SELECT hash, MAX(IFNULL(CAST(spam AS INTEGER), 0), 0), "
+                f"MAX(IFNULL(CAST(ham AS INTEGER), 0), 0) FROM tokens WHERE hash IN ({marks})",
+                chunk).fetchall()
+            found.update(zip(map(_FIRST, rows), map(_COUNTS, rows)))
         return found
 
     def learnt_as(self, digest: bytes) -> bool | None:
