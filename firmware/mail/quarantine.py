@@ -33,6 +33,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from firmware import plugins
 
@@ -127,9 +128,12 @@ class Quarantine:
         self.create()
         return self.spool.drop_unfinished()
 
-    def put(self, submission: Submission, kind: str, reason: str, settings) -> str:
+    def put(self, submission: Submission, kind: str, reason: str, settings,
+            reserve: Callable[[], str] | None = None) -> str:
         """Hold the submission (blocking); returns its quarantine id (spam:
-        the first recipient's, each recipient getting an item of their own)."""
+        the first recipient's, each recipient getting an item of their own).
+        RESERVE, when given, names each item before its file is written (a
+        producer that notes the ids first: retrieval's staging)."""
         submission.hold_reason = reason_text(kind, reason)
         self.create()
         if kind == "spam":
@@ -139,6 +143,8 @@ class Quarantine:
             parts = [submission]
         ids = []
         for part in parts:
+            if reserve is not None:
+                part = dataclasses.replace(part, queue_id=reserve())
             envelope, stored = prepare(part, settings)
             self.spool.write(envelope, stored, STATE)
             log.info("%s: from=<%s>, size=%d, nrcpt=%d (quarantine: %s)", envelope.id,
@@ -228,6 +234,12 @@ class Quarantine:
         store.audit(actor, "quarantine release", qid, new_id)
         tell_released(store, item, message, actor)
         return new_id
+
+    def discard(self, qid: str, why: str):
+        """Removes an item that should not have been kept (NotInQueue when
+        there is none)."""
+        self._remove(qid)
+        log.info("%s: removed from the quarantine: %s", qid, why)
 
     def delete(self, qid: str, actor: str):
         self._remove(qid)

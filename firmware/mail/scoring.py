@@ -19,6 +19,7 @@ the client sent, so a sender cannot forge them (RFC 8601 section 5)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -139,6 +140,14 @@ def _ours(hostname: str):
             return value.split(";", 1)[0].strip().lower() == ours
         return False
     return drop
+
+
+def marking_policy(action: Action, policy: SpamPolicy | None) -> SpamPolicy | None:
+    """The policy mark() is to follow: a quarantined message keeps its
+    subject, so a release delivers it as it came."""
+    if action.kind == QUARANTINE:
+        return dataclasses.replace(policy or SpamPolicy(), tag_subject=False)
+    return policy
 
 
 def mark(message: bytes, action: Action, symbols, auth_results, settings, hostname: str,

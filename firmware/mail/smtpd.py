@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import dataclasses
 import email.utils
 import hashlib
 import logging
@@ -702,12 +701,8 @@ class Handler:
             return verdict.reply
         if action.kind == scoring.QUARANTINE:
             ctx.quarantine("spam", action.reason)
-        # A quarantined message keeps its subject: a release delivers it as it came.
-        policy = ctx.spam_policy
-        if action.kind == scoring.QUARANTINE:
-            policy = dataclasses.replace(policy or scoring.SpamPolicy(), tag_subject=False)
         message = scoring.mark(message, action, ctx.symbols, ctx.auth_results, ctx.settings,
-                               server.hostname, policy)
+                               server.hostname, scoring.marking_policy(action, ctx.spam_policy))
         if ctx.may_relay and not ctx.quarantine_kind:
             message = await self.signatures(ctx, message, received) + message
         info = summary(message)

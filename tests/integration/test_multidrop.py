@@ -445,6 +445,41 @@ def test_a_death_at_each_step_of_queuing_loses_and_duplicates_nothing(office, is
         "SELECT COUNT(*) FROM mail_retrieval_staged").fetchone()[0] == 0
 
 
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+QUARANTINE_STEPS = {
+    "before an item is written": lambda mp: mp.setattr(Quarantine, "put", _die),
+    "after the items, before the record": lambda mp: mp.setattr(seen, "record_fetched", _die),
+}
+
+
+@pytest.mark.parametrize("step", QUARANTINE_STEPS)
+def test_a_death_while_quarantining_a_fetched_message_leaves_one_item_per_recipient(
+        office, isp, step):
+    office.cli("license", "activate", office.vendor.issue(antispam=None))
+    office.cli("antispam", "filter", "set", "content_filter=on", "default_filter=off",
+               "custom_filter=off", "heuristic=on", "action=quarantine")
+    office.configure(**{"email.envelope_header": "envelope-to"})
+    # Spam gets a quarantine item for each recipient: two ids staged for one message.
+    isp.drop(LOGIN, isp.message(subject="spam for two", body=f"{GTUBE}\r\n",
+                                message_id="<gtube.1@outside.test>",
+                                envelope=[("Envelope-To", "bob@example.com, carol@example.com")]))
+    with pytest.MonkeyPatch.context() as patch:
+        QUARANTINE_STEPS[step](patch)
+        with pytest.raises(Death):
+            run(office, isp)
+    assert isp.count(LOGIN) == 1, "nothing is deleted at the ISP without QUIT"
+    result = run(office, isp)
+    assert result.ok and result.fetched == 1, result.detail
+    held = Quarantine(office.data).items()
+    assert sorted(r.address for item in held for r in item.envelope.recipients) == \
+        ["bob@example.com", "carol@example.com"]
+    assert all(item.kind == "spam" for item in held)
+    assert isp.count(LOGIN) == 0 and queued(office) == []
+    assert Store(office.data).db.execute(
+        "SELECT COUNT(*) FROM mail_retrieval_staged").fetchone()[0] == 0
+
+
 def test_kill_9_in_the_middle_of_a_fetch_loses_and_duplicates_nothing(running_office, isp):
     box = running_office
     total = 150

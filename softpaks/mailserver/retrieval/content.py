@@ -52,12 +52,15 @@ class ContentScreen:
             raise TryLater(f"{verdict.check}: {verdict.reply}")
         # The score decides as at smtpd's end of DATA, and the same header
         # fields are written: the sender's own claims to be ours removed.
+        # The Anti-Spam SoftPak's level and action (context.spam_policy) count
+        # here as they do there.
         settings = self.ctx.settings
-        action = scoring.decide(context.score, settings)
+        action = scoring.decide(context.score, settings, context.spam_policy)
         if action.kind in (scoring.REJECT, scoring.QUARANTINE):
             context.quarantine("spam", action.reason)
         marked = scoring.mark(message, action, context.symbols, context.auth_results, settings,
-                              settings["system.hostname"])
+                              settings["system.hostname"],
+                              scoring.marking_policy(action, context.spam_policy))
         added = "".join(f"{name}: {value}\r\n" for name, value in context.add_headers).encode()
         held = (context.quarantine_kind, context.hold_reason) if context.quarantine_kind else None
         return Screened(added + marked, held)

@@ -30,7 +30,6 @@ from typing import Callable
 from firmware.mail.addresses import is_clean
 from firmware.mail.checks import message_size_limit
 from firmware.mail.headers import safe_text, summary, unfolded_headers
-from firmware.mail.quarantine import Quarantine
 from firmware.mail.submit import Submission
 
 from . import Account, AccountResult, RetrievalContext, seen, staging
@@ -246,13 +245,12 @@ def _take(ctx, account, uid, raw, recipients_for, trace, peer, screen):
         sender=sender, recipients=fresh, message=screened.message, origin="retrieval",
         direction="inbound", client_address=peer, client_name=account.host,
         helo=account.host, trace=trace, note=f"fetched from {account.name}")
+    def record(staged):
+        seen.record_fetched(ctx.store, account.name, uid, key, fresh, ctx.now, staged=staged)
     if screened.quarantine:
-        kind, reason = screened.quarantine
-        qid = Quarantine(ctx.store.data_dir).put(submission, kind, reason, ctx.settings)
-        seen.record_fetched(ctx.store, account.name, uid, key, fresh, ctx.now)
+        qid = staging.quarantine(ctx, account.name, submission, *screened.quarantine, record)
     else:
-        qid = staging.queue(ctx, account.name, submission, lambda staged: seen.record_fetched(
-            ctx.store, account.name, uid, key, fresh, ctx.now, staged=staged))
+        qid = staging.queue(ctx, account.name, submission, record)
     return qid, min(unaddressable, len(fresh))
 
 

@@ -38,13 +38,12 @@ def is_recent(store, message_id: str, recipient: str, now: float,
 
 
 def record_fetched(store, account: str, uid: str, message_id: str, recipients, now: float,
-                   staged: str = ""):
+                   staged=()):
     """One transaction: the UID is seen, the pairs are recent and the
-    STAGED queue id (staging.py) is marked recorded, so it is released."""
+    STAGED ids (staging.py) are marked recorded, so they are released."""
     with transaction(store.db):
-        if staged:
-            store.db.execute("UPDATE mail_retrieval_staged SET recorded = 1 WHERE qid = ?",
-                             [staged])
+        store.db.conn.executemany("UPDATE mail_retrieval_staged SET recorded = 1 WHERE qid = ?",
+                                  [(qid,) for qid in staged])
         store.db.execute("INSERT OR REPLACE INTO mail_retrieval_seen(account, uid, seen) "
                          "VALUES(?, ?, ?)", [account, uid, now])
         if message_id:

@@ -13,13 +13,19 @@ qmgr leaves it, the UID is recorded in the same transaction that marks the
 staged id recorded, and only then is the file released to incoming. The
 next session of the account, before it lists the mailbox, settles what a
 death left: a recorded id still in hold is released, an unrecorded one is
-removed (its UID is not seen, so it is fetched again)."""
+removed (its UID is not seen, so it is fetched again).
+
+A message the screening quarantines is staged the same way: each quarantine
+item's id is noted before its file is written, and the UID is recorded with
+them. There is nothing to release; an unrecorded item is removed, as the
+message will be fetched (and quarantined) again."""
 
 from __future__ import annotations
 
 import logging
 from typing import Callable
 
+from firmware.mail.quarantine import Quarantine
 from firmware.mail.queue import NotInQueue
 from firmware.mail.submit import Submission, reserve_queue_id, submit
 
@@ -32,15 +38,34 @@ def hold_reason(account: str) -> str:
     return f"being fetched from {account}; the retrieval releases it"
 
 
-def queue(ctx, account: str, submission: Submission, record: Callable[[str], None]) -> str:
-    """Queues SUBMISSION for ACCOUNT; RECORD(queue id) records the fetch
-    (seen.record_fetched with staged=the id) between the write and the release."""
-    qid = reserve_queue_id()
-    seen.stage(ctx.store, account, qid)
+def queue(ctx, account: str, submission: Submission, record: Callable[[list], None]) -> str:
+    """Queues SUBMISSION for ACCOUNT; RECORD([queue id]) records the fetch
+    (seen.record_fetched with staged=the ids) between the write and the release."""
+    qid = _reserve(ctx, account)
     submission.queue_id, submission.hold_reason = qid, hold_reason(account)
     submit(ctx.spool, submission, ctx.announce, ctx.settings)
-    record(qid)
+    record([qid])
     _release(ctx, qid)
+    return qid
+
+
+def quarantine(ctx, account: str, submission: Submission, kind: str, reason: str,
+               record: Callable[[list], None]) -> str:
+    """Quarantines SUBMISSION for ACCOUNT (one item, or one per recipient for
+    spam); RECORD(item ids) records the fetch once every item is written."""
+    ids = []
+
+    def reserve() -> str:
+        ids.append(_reserve(ctx, account))
+        return ids[-1]
+    first = Quarantine(ctx.store.data_dir).put(submission, kind, reason, ctx.settings, reserve)
+    record(ids)
+    return first
+
+
+def _reserve(ctx, account: str) -> str:
+    qid = reserve_queue_id()
+    seen.stage(ctx.store, account, qid)
     return qid
 
 
@@ -50,16 +75,23 @@ def settle(ctx, account: str) -> dict:
     account's lock, before a session lists the mailbox and after it."""
     done = {"released": 0, "removed": 0}
     rows = seen.staged(ctx.store, account)
+    held = Quarantine(ctx.store.data_dir)
     for qid, recorded in rows:
         try:
             if recorded:
                 _release(ctx, qid)
                 done["released"] += 1
-            else:
-                ctx.spool.remove("hold", qid)
-                done["removed"] += 1
+                continue
         except NotInQueue:
-            pass    # released (or never written) before the process died
+            continue    # released before the process died, or a quarantine item: final
+        try:
+            ctx.spool.remove("hold", qid)
+        except NotInQueue:
+            try:
+                held.discard(qid, f"its fetch from {account} was not recorded; fetched again")
+            except NotInQueue:
+                continue    # never written
+        done["removed"] += 1
     seen.forget_staged(ctx.store, [qid for qid, _ in rows])
     if done["released"] or done["removed"]:
         log.warning("%s: an earlier retrieval stopped mid-message: %d released to the queue, "
