@@ -317,6 +317,66 @@ def by_process(rss: dict, idle: dict, top: int = 4) -> list[dict]:
 
 
 # ---- main ---------------------------------------------------------------------------------
+def each_system(label: str, args, workdir: Path, sink: Sink, result: dict, make_system,
+                measure_one, report=None):
+    """Each of args.systems in turn, so neither's memory or CPU use shows in
+    the other's run: made, started, measured (its result, or why it is
+    invalid, into result["systems"]) and always stopped."""
+    for name in args.systems:
+        system = make_system(name, workdir, sink.port, args)
+        print(f"starting {name} on 127.0.0.1:{system.port} ...", flush=True)
+        try:
+            system.start()
+            measured = measure_one(system)
+        except (BenchError, PostfixError, OSError, smtplib.SMTPException) as error:
+            measured = {"valid": False, "errors": [str(error)]}
+        finally:
+            log = system.log_tail(15)
+            try:
+                system.stop()
+            except Exception as error:  # keep going: the sink and temp dir still need cleaning
+                print(f"{label}: stopping {name}: {error}", file=sys.stderr)
+        result["systems"][name] = measured
+        if not measured["valid"]:
+            print(f"{name}: INVALID: {'; '.join(measured['errors'][:5])}", flush=True)
+            print(f"--- {name} log tail ---\n{log}", file=sys.stderr)
+        elif report is not None:
+            report(name, measured)
+
+
+def judge(result: dict) -> int:
+    """The run's status from its systems'; the exit code."""
+    valid = all(r.get("valid") for r in result["systems"].values())
+    result["status"] = "ok" if valid else "invalid"
+    return 0 if valid else 1
+
+
+def write_result(result: dict, output: Path):
+    result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result["host"]["loadavg_end"] = os.getloadavg()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def add_system_args(parser: argparse.ArgumentParser, output: str):
+    """The options every gatebox-vs-Postfix benchmark here takes."""
+    parser.add_argument("--systems", default="gatebox,postfix",
+                        help="comma-separated subset of gatebox,postfix")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="parent for the temp data dirs (default: the system temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, queues)")
+    parser.add_argument("--gatebox", default=None,
+                        help="gatebox command (default: the gatebox next to this python)")
+    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / output)
+
+
+def check_systems(parser: argparse.ArgumentParser, args):
+    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = set(args.systems) - {"gatebox", "postfix"}
+    if unknown or not args.systems:
+        parser.error(f"--systems: unknown {sorted(unknown)}")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -331,19 +391,9 @@ def parse_args(argv=None):
                         help="seconds to keep sampling after the last delivery (default 3)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds the load may take before the run is invalid (default 300)")
-    parser.add_argument("--systems", default="gatebox,postfix",
-                        help="comma-separated subset of gatebox,postfix")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="parent for the temp data dirs (default: the system temp dir)")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, queues)")
-    parser.add_argument("--gatebox", default=None,
-                        help="gatebox command (default: the gatebox next to this python)")
-    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "memory.json")
+    add_system_args(parser, "memory.json")
     args = parser.parse_args(argv)
-    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = set(args.systems) - {"gatebox", "postfix"}
-    if unknown or not args.systems:
-        parser.error(f"--systems: unknown {sorted(unknown)}")
+    check_systems(parser, args)
     if args.clients < 1 or args.size_mib <= 0:
         parser.error("--clients and --size-mib must be positive")
     if args.size_mib * MIB + 4096 > min(GATEBOX_SIZE_LIMIT_MB * MIB, POSTFIX_SIZE_LIMIT):
@@ -421,29 +471,12 @@ def main(argv=None) -> int:
     try:
         sink = Sink("127.0.0.1", free_port())
         sink.start()
-        # One system at a time, so neither's memory or CPU use shows in the other's run.
-        for name in args.systems:
-            system = make_system(name, workdir, sink.port, args)
-            print(f"starting {name} on 127.0.0.1:{system.port} ...", flush=True)
-            try:
-                system.start()
-                measured = measure(system, sink, body, args)
-            except (BenchError, PostfixError, OSError, smtplib.SMTPException) as error:
-                measured = {"valid": False, "errors": [str(error)]}
-            finally:
-                log = system.log_tail(15)
-                try:
-                    system.stop()
-                except Exception as error:  # keep going: the sink and temp dir still need cleaning
-                    print(f"memory: stopping {name}: {error}", file=sys.stderr)
-            result["systems"][name] = measured
-            if measured["valid"]:
-                print(f"{name}: +{measured['growth_mb']:.1f} MB at peak "
-                      f"({measured['baseline_rss_mb']:.1f} -> {measured['peak_rss_mb']:.1f} MB), "
-                      f"{measured['seconds']:.2f}s", flush=True)
-            else:
-                print(f"{name}: INVALID: {'; '.join(measured['errors'])}", flush=True)
-                print(f"--- {name} log tail ---\n{log}", file=sys.stderr)
+        def report(name, measured):
+            print(f"{name}: +{measured['growth_mb']:.1f} MB at peak "
+                  f"({measured['baseline_rss_mb']:.1f} -> {measured['peak_rss_mb']:.1f} MB), "
+                  f"{measured['seconds']:.2f}s", flush=True)
+        each_system("memory", args, workdir, sink, result, make_system,
+                    lambda system: measure(system, sink, body, args), report)
 
         summary = {}
         gb, pf = result["systems"].get("gatebox", {}), result["systems"].get("postfix", {})
@@ -456,9 +489,7 @@ def main(argv=None) -> int:
             summary["ratio_anon_growth_gatebox_postfix"] = round(
                 gb["anon_growth_at_peak_mb"] / pf["anon_growth_at_peak_mb"], 2)
         result["summary"] = summary
-        valid = all(r.get("valid") for r in result["systems"].values())
-        result["status"] = "ok" if valid else "invalid"
-        exit_code = 0 if valid else 1
+        exit_code = judge(result)
     except (BenchError, OSError) as error:
         result["error"] = str(error)
         print(f"memory: {error}", file=sys.stderr)
@@ -466,10 +497,7 @@ def main(argv=None) -> int:
         stop_everything("memory", None, [sink] if sink is not None else [], workdir, args.keep,
                         result)
 
-    result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    result["host"]["loadavg_end"] = os.getloadavg()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.output)
     print_table(result, args.systems)
     print(f"result: {args.output}")
     return exit_code

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import resource
@@ -70,8 +69,10 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 from address_verification import stop_everything  # noqa: E402
-from memory import RssSampler, by_process, rss_kib  # noqa: E402
-from postfix_instance import PostfixError  # noqa: E402
+from memory import (  # noqa: E402
+    RssSampler, add_system_args, by_process, check_systems, each_system, judge, rss_kib,
+    write_result,
+)
 from relay_throughput import (  # noqa: E402
     RECIPIENT, SENDER, BenchError, Gatebox, Postfix, Sink, filesystem_of, free_port,
     gatebox_command, postfix_version,
@@ -395,19 +396,9 @@ def parse_args(argv=None):
                         help="seconds between RSS samples (default 0.05)")
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds a phase may take before the run is invalid (default 300)")
-    parser.add_argument("--systems", default="gatebox,postfix",
-                        help="comma-separated subset of gatebox,postfix")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="parent for the temp data dirs (default: the system temp dir)")
-    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, queues)")
-    parser.add_argument("--gatebox", default=None,
-                        help="gatebox command (default: the gatebox next to this python)")
-    parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "sessions.json")
+    add_system_args(parser, "sessions.json")
     args = parser.parse_args(argv)
-    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = set(args.systems) - {"gatebox", "postfix"}
-    if unknown or not args.systems:
-        parser.error(f"--systems: unknown {sorted(unknown)}")
+    check_systems(parser, args)
     if min(args.idle, args.active, args.per_session, args.per_host) < 1 or args.size < 512:
         parser.error("counts must be positive and --size at least 512")
     if max(args.idle, args.active) > 254 * args.per_host:
@@ -466,24 +457,8 @@ def main(argv=None) -> int:
     try:
         sink = Sink("127.0.0.1", free_port(), max_connections=1024)
         sink.start()
-        for name in args.systems:
-            system = make_system(name, workdir, sink.port, args)
-            print(f"starting {name} on 127.0.0.1:{system.port} ...", flush=True)
-            try:
-                system.start()
-                measured = asyncio.run(measure(system, sink, args))
-            except (BenchError, PostfixError, OSError, smtplib.SMTPException) as error:
-                measured = {"valid": False, "errors": [str(error)]}
-            finally:
-                log = system.log_tail(15)
-                try:
-                    system.stop()
-                except Exception as error:  # keep going: the sink and temp dir still need cleaning
-                    print(f"sessions: stopping {name}: {error}", file=sys.stderr)
-            result["systems"][name] = measured
-            if not measured["valid"]:
-                print(f"{name}: INVALID: {'; '.join(measured['errors'][:5])}", flush=True)
-                print(f"--- {name} log tail ---\n{log}", file=sys.stderr)
+        each_system("sessions", args, workdir, sink, result, make_system,
+                    lambda system: asyncio.run(measure(system, sink, args)))
         gb, pf = result["systems"].get("gatebox", {}), result["systems"].get("postfix", {})
         summary = {}
         if gb.get("valid") and pf.get("valid"):
@@ -492,19 +467,14 @@ def main(argv=None) -> int:
                     summary[f"ratio_gatebox_postfix_{phase}"] = round(
                         gb[phase]["rate"] / pf[phase]["rate"], 3)
         result["summary"] = summary
-        valid = all(r.get("valid") for r in result["systems"].values())
-        result["status"] = "ok" if valid else "invalid"
-        exit_code = 0 if valid else 1
+        exit_code = judge(result)
     except (BenchError, OSError) as error:
         result["error"] = str(error)
         print(f"sessions: {error}", file=sys.stderr)
     finally:
         stop_everything("sessions", None, [sink] if sink is not None else [], workdir, args.keep,
                         result)
-    result["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    result["host"]["loadavg_end"] = os.getloadavg()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(result, args.output)
     print_table(result)
     print(f"result: {args.output}")
     return exit_code
