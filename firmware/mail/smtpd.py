@@ -455,14 +455,14 @@ class GateboxSMTP(SMTP):
                 if not chunk:
                     return None  # the client went away mid-message: nothing was accepted
                 data = carry + chunk if carry else chunk
-                block, carry, ended = _data_block(data, line == 0)
+                at_line_start = line == 0
+                block, carry, ended = _data_block(data, at_line_start)
                 if ended is not None:
                     # What the client sent after the final dot (pipelined
                     # commands) is read as commands.
                     _unread(self._reader, block[ended + 3:] + carry)
                     block = block[:ended]
                 if block:
-                    at_line_start = line == 0
                     size += len(block)
                     lines = block.split(b"\r\n")
                     if len(lines) == 1:

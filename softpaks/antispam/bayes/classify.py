@@ -103,10 +103,10 @@ def classify(store: BayesStore, hashes: list[int]) -> Verdict:
     for counts in map(known.get, hashes):
         if counts is None:
             continue
-        prob = strong.get(counts, 0.0)
-        if prob == 0.0:
+        if counts not in strong:
             prob = token_probability(counts[0], counts[1], totals.spam, totals.ham)
-            prob = strong[counts] = prob if abs(prob - 0.5) >= MIN_STRENGTH else None
+            strong[counts] = prob if abs(prob - 0.5) >= MIN_STRENGTH else None
+        prob = strong[counts]
         if prob is not None:
             clues.append(prob)
     clues.sort(key=lambda p: abs(p - 0.5), reverse=True)

@@ -245,6 +245,7 @@ def _take(ctx, account, uid, raw, recipients_for, trace, peer, screen):
         sender=sender, recipients=fresh, message=screened.message, origin="retrieval",
         direction="inbound", client_address=peer, client_name=account.host,
         helo=account.host, trace=trace, note=f"fetched from {account.name}")
+
     def record(staged):
         seen.record_fetched(ctx.store, account.name, uid, key, fresh, ctx.now, staged=staged)
     if screened.quarantine:

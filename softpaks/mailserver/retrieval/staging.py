@@ -77,26 +77,37 @@ def settle(ctx, account: str) -> dict:
     rows = seen.staged(ctx.store, account)
     held = Quarantine(ctx.store.data_dir)
     for qid, recorded in rows:
-        try:
-            if recorded:
-                _release(ctx, qid)
-                done["released"] += 1
-                continue
-        except NotInQueue:
-            continue    # released before the process died, or a quarantine item: final
-        try:
-            ctx.spool.remove("hold", qid)
-        except NotInQueue:
-            try:
-                held.discard(qid, f"its fetch from {account} was not recorded; fetched again")
-            except NotInQueue:
-                continue    # never written
-        done["removed"] += 1
+        if recorded:
+            done["released"] += _released(ctx, qid)
+        else:
+            done["removed"] += _removed(ctx, held, account, qid)
     seen.forget_staged(ctx.store, [qid for qid, _ in rows])
     if done["released"] or done["removed"]:
         log.warning("%s: an earlier retrieval stopped mid-message: %d released to the queue, "
                     "%d removed to be fetched again", account, done["released"], done["removed"])
     return done
+
+
+def _released(ctx, qid: str) -> bool:
+    try:
+        _release(ctx, qid)
+    except NotInQueue:
+        return False    # released before the process died, or a quarantine item: final
+    return True
+
+
+def _removed(ctx, held: Quarantine, account: str, qid: str) -> bool:
+    """An unrecorded id: its file in the queue's hold, or its quarantine item, goes."""
+    try:
+        ctx.spool.remove("hold", qid)
+        return True
+    except NotInQueue:
+        pass
+    try:
+        held.discard(qid, f"its fetch from {account} was not recorded; fetched again")
+        return True
+    except NotInQueue:
+        return False    # never written
 
 
 def _release(ctx, qid: str):
