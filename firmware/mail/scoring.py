@@ -19,7 +19,6 @@ the client sent, so a sender cannot forge them (RFC 8601 section 5)."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -142,23 +141,17 @@ def _ours(hostname: str):
     return drop
 
 
-def marking_policy(action: Action, policy: SpamPolicy | None) -> SpamPolicy | None:
-    """The policy mark() is to follow: a quarantined message keeps its
-    subject, so a release delivers it as it came."""
-    if action.kind == QUARANTINE:
-        return dataclasses.replace(policy or SpamPolicy(), tag_subject=False)
-    return policy
-
-
 def mark(message: bytes, action: Action, symbols, auth_results, settings, hostname: str,
          policy: SpamPolicy | None = None) -> bytes:
     """The message as it is to be queued: forged fields removed, the subject
-    tagged when the action says so, and the fields this module adds on top."""
+    tagged when the action says so, and the fields this module adds on top.
+    A quarantined message keeps its subject, so that a release delivers it
+    as it came; its X-Spam fields are added, for the quarantine's report."""
     message = without_fields(message, _ours(hostname))
     added = [(AUTH_RESULTS_FIELD, authentication_results(hostname, auth_results)),
              (CHECKS_FIELD, checks_summary(symbols, action.total))]
     if action.kind in (TAG, QUARANTINE):
-        if policy is None or policy.tag_subject:
+        if action.kind == TAG and (policy is None or policy.tag_subject):
             message = with_subject_prefix(message, SPAM_PREFIX)
         added += spam_fields(action, symbols, settings, policy)
     return b"".join(_field_bytes(name, value) for name, value in added) + message

@@ -444,7 +444,7 @@ class GateboxSMTP(SMTP):
         size = longest = line = 0   # line: octets of the line not yet ended
         keeping = True
         write_error = None
-        carry = b""                 # the start of a line whose CRLF has not come
+        carry = b""                 # the start of a line whose CRLF has not come (or a bytearray)
         try:
             while self.transport is not None:
                 try:
@@ -454,7 +454,14 @@ class GateboxSMTP(SMTP):
                     raise
                 if not chunk:
                     return None  # the client went away mid-message: nothing was accepted
-                data = carry + chunk if carry else chunk
+                if carry and b"\n" not in chunk and len(carry) + len(chunk) < DATA_READ:
+                    # No line can have ended: appended in place, so a client
+                    # trickling a line an octet at a time costs no copy of
+                    # the line and no search of it per octet.
+                    carry = carry if isinstance(carry, bytearray) else bytearray(carry)
+                    carry += chunk
+                    continue
+                data = bytes(carry) + chunk if carry else chunk
                 at_line_start = line == 0
                 block, carry, ended = _data_block(data, at_line_start)
                 if ended is not None:
@@ -702,7 +709,7 @@ class Handler:
         if action.kind == scoring.QUARANTINE:
             ctx.quarantine("spam", action.reason)
         message = scoring.mark(message, action, ctx.symbols, ctx.auth_results, ctx.settings,
-                               server.hostname, scoring.marking_policy(action, ctx.spam_policy))
+                               server.hostname, ctx.spam_policy)
         if ctx.may_relay and not ctx.quarantine_kind:
             message = await self.signatures(ctx, message, received) + message
         info = summary(message)

@@ -480,6 +480,42 @@ def test_a_death_while_quarantining_a_fetched_message_leaves_one_item_per_recipi
         "SELECT COUNT(*) FROM mail_retrieval_staged").fetchone()[0] == 0
 
 
+@pytest.mark.parametrize("died", [False, True], ids=["", "after-a-death-before-the-record"])
+@pytest.mark.parametrize("order", [("bob", "carol"), ("carol", "bob")])
+def test_each_recipient_of_a_fetched_message_gets_its_own_anti_spam_record(office, isp, order,
+                                                                            died):
+    # smtpd would defer the second recipient at RCPT (another filter
+    # record) and take it in a transaction of its own; a fetch has no RCPT
+    # stage, so it must split the message the same way, whichever comes first.
+    office.cli("license", "activate", office.vendor.issue(antispam=None))
+    office.cli("antispam", "filter", "set", "content_filter=on", "default_filter=off",
+               "custom_filter=off", "heuristic=on", "action=quarantine")
+    office.cli("antispam", "filter", "set", "--user", "bob", "content_filter=off")
+    office.configure(**{"email.envelope_header": "envelope-to"})
+    isp.drop(LOGIN, isp.message(subject="gtube for two", body=f"{GTUBE}\r\n",
+                                message_id="<gtube.2@outside.test>",
+                                envelope=[("Envelope-To", ", ".join(
+                                    f"{name}@example.com" for name in order))]))
+    if died:
+        # Both parts written, the fetch not recorded: both go, and come again.
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(seen, "record_fetched", _die)
+            with pytest.raises(Death):
+                run(office, isp)
+    result = run(office, isp)
+    assert result.ok and result.fetched == 1, result.detail
+    assert len(result.queued) == 2, "one transaction for each filter record"
+    held = Quarantine(office.data).items()
+    assert [r.address for item in held for r in item.envelope.recipients] == ["carol@example.com"]
+    assert [item.kind for item in held] == ["spam"]
+    [(recipients, message)] = queued(office)
+    assert recipients == ["bob@example.com"]
+    assert b"X-Spam-Flag: YES" not in message, "bob's filter is off: his copy is not judged"
+    assert isp.count(LOGIN) == 0
+    assert Store(office.data).db.execute(
+        "SELECT COUNT(*) FROM mail_retrieval_staged").fetchone()[0] == 0
+
+
 def test_kill_9_in_the_middle_of_a_fetch_loses_and_duplicates_nothing(running_office, isp):
     box = running_office
     total = 150

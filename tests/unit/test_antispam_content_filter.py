@@ -78,6 +78,20 @@ def test_tag_subject_reaches_the_policy():
     assert b"Subject: [SPAM] hello\r\n" in marked
 
 
+@pytest.mark.parametrize("policy", [None, scoring.SpamPolicy(tag=4.0, quarantine=9.0)],
+                         ids=["the settings' thresholds", "a filter record's"])
+def test_a_quarantined_message_keeps_its_subject_and_reports_the_threshold_that_applied(policy):
+    settings = {"email.spam_tag_score": 3.0, "email.spam_quarantine_score": 8.0,
+                "email.spam_reject_score": None}
+    action = scoring.decide(10.0, settings, policy)
+    assert action.kind == scoring.QUARANTINE
+    marked = scoring.mark(b"Subject: hello\r\n\r\nbody\r\n", action, [], [], settings,
+                          "gw.example.com", policy)
+    assert b"Subject: hello\r\n" in marked, "a release delivers it as it came"
+    required = 3.0 if policy is None else 4.0
+    assert f"X-Spam-Status: Yes, score=10.0 required={required:.1f} ".encode() in marked
+
+
 # ---- precedence --------------------------------------------------------------------
 def test_user_over_domain_over_server_whole_records(box):
     box.set_many({cf.ACTIVE: "on", cf.LEVEL: "low", cf.TAG_SUBJECT: "off"})

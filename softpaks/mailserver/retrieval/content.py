@@ -10,6 +10,13 @@ for the next session. The checks' headers are added; a check that asks for
 the quarantine gets it. The score's thresholds apply and the fields smtpd
 writes are written (scoring.mark), the sender's forged ones removed.
 
+Recipients are first split into transactions as smtpd's RCPT stage splits
+them (transactions()): a content-order check that defers a recipient there
+(the Anti-Spam SoftPak's, for a recipient whose filter record differs from
+the first one's) would have the client send it again in a transaction of
+its own, so each group here is screened and queued on its own, each by its
+own recipients' level and action.
+
 The core's data-stage checks before Order.CONTENT (size, line length, hops,
 bare line endings) guard the SMTP dialogue and are left out: what is fetched
 was accepted by the ISP, and its size is bounded by the fetch itself."""
@@ -37,8 +44,32 @@ class Screened:
 class ContentScreen:
     def __init__(self, ctx):
         self.ctx = ctx
-        chain = extensions.policy(ctx.store).for_stage("data")
-        self.policy = Policy([check for check in chain if check.order >= Order.CONTENT])
+        chain = extensions.policy(ctx.store)
+        self.policy = Policy([check for check in chain.for_stage("data")
+                              if check.order >= Order.CONTENT])
+        self.split = Policy([check for check in chain.for_stage("rcpt")
+                             if check.order >= Order.CONTENT])
+
+    def transactions(self, sender: str, recipients: list, peer: str) -> list[list[str]]:
+        """RECIPIENTS in the groups smtpd would take in one transaction each:
+        one a check defers goes to the next group, as a client retries it.
+        A group's first recipient is always taken, so each round takes one."""
+        return asyncio.run(self._transactions(sender, list(recipients), peer))
+
+    async def _transactions(self, sender, left, peer):
+        groups = []
+        while left:
+            group, deferred = [], []
+            for recipient in left:
+                context = Context(settings=self.ctx.settings, client_ip=peer or "0.0.0.0",
+                                  sender=sender, recipients=list(group), recipient=recipient)
+                if group and await self.split.evaluate("rcpt", context) is not None:
+                    deferred.append(recipient)
+                else:
+                    group.append(recipient)
+            groups.append(group)
+            left = deferred
+        return groups
 
     def __call__(self, message: bytes, sender: str, recipients: list, peer: str) -> Screened:
         context = Context(settings=self.ctx.settings, client_ip=peer or "0.0.0.0", sender=sender,
@@ -59,8 +90,7 @@ class ContentScreen:
         if action.kind in (scoring.REJECT, scoring.QUARANTINE):
             context.quarantine("spam", action.reason)
         marked = scoring.mark(message, action, context.symbols, context.auth_results, settings,
-                              settings["system.hostname"],
-                              scoring.marking_policy(action, context.spam_policy))
+                              settings["system.hostname"], context.spam_policy)
         added = "".join(f"{name}: {value}\r\n" for name, value in context.add_headers).encode()
         held = (context.quarantine_kind, context.hold_reason) if context.quarantine_kind else None
         return Screened(added + marked, held)

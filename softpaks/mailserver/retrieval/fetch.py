@@ -201,9 +201,9 @@ def _fetch(ctx, account, recipients_for, limit, cafile):
                 if outcome is None:
                     result.duplicates += 1
                 else:
-                    qid, unaddressable = outcome
+                    qids, unaddressable = outcome
                     result.fetched += 1
-                    result.queued.append(qid)
+                    result.queued += qids
                     result.unaddressable += unaddressable
             mailbox.commit()
         except MailboxError as error:
@@ -227,8 +227,10 @@ def fetch_size_cap(settings) -> int:
 
 
 def _take(ctx, account, uid, raw, recipients_for, trace, peer, screen):
-    """Queues one message: (queue id, unaddressable count), or None when
-    every recipient already has it (a duplicate)."""
+    """Queues one message: (queue ids, one per transaction, and the
+    unaddressable count), or None when every recipient already has it (a
+    duplicate). Recipients whose Anti-Spam records differ are screened and
+    queued apart (content.ContentScreen.transactions)."""
     recipients = recipients_for(raw)
     if not recipients:
         raise ValueError("no recipient for this message")
@@ -240,19 +242,19 @@ def _take(ctx, account, uid, raw, recipients_for, trace, peer, screen):
         log.info("%s: %s dropped, already fetched for every recipient", account.name, key[:100])
         return None
     sender = envelope_sender(raw)
-    screened = screen(isp_delivery_renamed(raw), sender, fresh, peer)
-    submission = Submission(
-        sender=sender, recipients=fresh, message=screened.message, origin="retrieval",
-        direction="inbound", client_address=peer, client_name=account.host,
-        helo=account.host, trace=trace, note=f"fetched from {account.name}")
+    renamed = isp_delivery_renamed(raw)
+    parts = []
+    for group in screen.transactions(sender, fresh, peer):
+        screened = screen(renamed, sender, group, peer)
+        parts.append((Submission(
+            sender=sender, recipients=group, message=screened.message, origin="retrieval",
+            direction="inbound", client_address=peer, client_name=account.host,
+            helo=account.host, trace=trace, note=f"fetched from {account.name}"),
+            screened.quarantine))
 
     def record(staged):
         seen.record_fetched(ctx.store, account.name, uid, key, fresh, ctx.now, staged=staged)
-    if screened.quarantine:
-        qid = staging.quarantine(ctx, account.name, submission, *screened.quarantine, record)
-    else:
-        qid = staging.queue(ctx, account.name, submission, record)
-    return qid, min(unaddressable, len(fresh))
+    return staging.put(ctx, account.name, parts, record), min(unaddressable, len(fresh))
 
 
 def fetch_accounts(ctx: RetrievalContext, accounts, recipients_for_account: Callable,

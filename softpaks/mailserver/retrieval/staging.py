@@ -18,7 +18,11 @@ removed (its UID is not seen, so it is fetched again).
 A message the screening quarantines is staged the same way: each quarantine
 item's id is noted before its file is written, and the UID is recorded with
 them. There is nothing to release; an unrecorded item is removed, as the
-message will be fetched (and quarantined) again."""
+message will be fetched (and quarantined) again.
+
+A message split into several transactions (content.py) stages every part
+first; the UID is recorded once, with all of their ids, and only then is
+any part released: a death in between fetches the whole message again."""
 
 from __future__ import annotations
 
@@ -38,29 +42,45 @@ def hold_reason(account: str) -> str:
     return f"being fetched from {account}; the retrieval releases it"
 
 
-def queue(ctx, account: str, submission: Submission, record: Callable[[list], None]) -> str:
-    """Queues SUBMISSION for ACCOUNT; RECORD([queue id]) records the fetch
-    (seen.record_fetched with staged=the ids) between the write and the release."""
+def put(ctx, account: str, parts: list, record: Callable[[list], None]) -> list[str]:
+    """Stages PARTS for ACCOUNT: one message split into transactions, each
+    (Submission, None) to queue or (Submission, (kind, reason)) to
+    quarantine. RECORD(every id staged) records the fetch once all are
+    written, in one transaction; then the queued ones are released. Returns
+    each part's (first) id."""
+    ids, queued, firsts = [], [], []
+    for submission, held in parts:
+        if held is None:
+            firsts.append(_queue(ctx, account, submission))
+            queued.append(firsts[-1])
+            ids.append(firsts[-1])
+        else:
+            staged = _quarantine(ctx, account, submission, *held)
+            firsts.append(staged[0])
+            ids += staged
+    record(ids)
+    for qid in queued:
+        _release(ctx, qid)
+    return firsts
+
+
+def _queue(ctx, account: str, submission: Submission) -> str:
+    """Writes SUBMISSION durably to the queue's hold, where qmgr leaves it."""
     qid = _reserve(ctx, account)
     submission.queue_id, submission.hold_reason = qid, hold_reason(account)
     submit(ctx.spool, submission, ctx.announce, ctx.settings)
-    record([qid])
-    _release(ctx, qid)
     return qid
 
 
-def quarantine(ctx, account: str, submission: Submission, kind: str, reason: str,
-               record: Callable[[list], None]) -> str:
-    """Quarantines SUBMISSION for ACCOUNT (one item, or one per recipient for
-    spam); RECORD(item ids) records the fetch once every item is written."""
+def _quarantine(ctx, account: str, submission: Submission, kind: str, reason: str) -> list[str]:
+    """Quarantines SUBMISSION: one item, or one per recipient for spam."""
     ids = []
 
     def reserve() -> str:
         ids.append(_reserve(ctx, account))
         return ids[-1]
-    first = Quarantine(ctx.store.data_dir).put(submission, kind, reason, ctx.settings, reserve)
-    record(ids)
-    return first
+    Quarantine(ctx.store.data_dir).put(submission, kind, reason, ctx.settings, reserve)
+    return ids
 
 
 def _reserve(ctx, account: str) -> str:
