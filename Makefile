@@ -11,7 +11,7 @@ DATA ?= $(CURDIR)/build/dev-data
 # check real update bundles with.
 CHECK_APT_PACKAGES := python3 python3-venv openssl rauc dbus-daemon squashfs-tools
 APT_PACKAGES := $(CHECK_APT_PACKAGES) swaks libnet-ssleay-perl postfix dnsmasq-base ca-certificates \
-	chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve sqlite3 libatomic1 slapd \
+	chromium dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sieve socat sqlite3 libatomic1 slapd \
 	clamav clamav-daemon clamav-freshclam clamav-testfiles publicsuffix
 # The benchmarks' peers (bench/): SpamAssassin's spamd and spamc beside the Anti-Spam scoring.
 BENCH_APT_PACKAGES := spamassassin spamc spamd

@@ -1,83 +1,116 @@
-"""The checkpassword program Dovecot runs for every POP3/IMAP login
-(https://cr.yp.to/checkpwd/interface.html, with Dovecot's extensions): it
-checks the name and password against the box's own accounts table, so no
-second copy of any password exists, and answers with the user's Maildir.
+"""The check behind every POP3/IMAP login (Dovecot's checkpassword
+interface, https://cr.yp.to/checkpwd/interface.html, with Dovecot's
+extensions): the name and password against the box's own accounts table, so
+no second copy of any password exists, answered with the user's Maildir.
 
-    python -m softpaks.mailserver.checkpassword DATA_DIR REPLY_PROGRAM...
+Dovecot starts a program per login. That program is a few lines of sh
+(write_client) that hand the request to the box's auth service
+(auth_service.py) and run its answer; the check itself runs here, in the
+long-lived smtpd process, so a login costs no Python start-up (0.35 s and
+56 MB each, which a storm of logins on a 256 MB box could not afford).
 
-Reads "name\\0password\\0..." from fd 3. Exit 1: wrong name or password;
-111: temporary failure, also the answer to a client or account the login
-limiter has locked out (firmware/login_limits.py), whatever the password.
-A refusal that is not about the password (license lapsed, off-site client,
-no Email permission) is answered as Dovecot's `nologin` with a `reason`, so
-the client sees why instead of "authentication failed"."""
+Exit 1: wrong name or password; 111: temporary failure, also the answer to a
+client or account the login limiter has locked out (firmware/login_limits.py),
+whatever the password. A refusal that is not about the password (license
+lapsed, off-site client, no Email permission) is answered as Dovecot's
+`nologin` with a `reason`, so the client sees why instead of "authentication
+failed"."""
 
 from __future__ import annotations
 
-import os
-import sys
+import logging
+import shlex
+from pathlib import Path
+
+from firmware.config import Store
+
+from . import access, maildir
+from .license import is_licensed
+
+log = logging.getLogger("gatebox.mailserver")
 
 AUTH_FAILED = 1
 TEMPORARY_FAILURE = 111
+# The answer's last line: a reply cut short (the service stopped mid-write)
+# is not run in part.
+END_MARK = "# end of gatebox's answer"
 
 
-def _read_credentials() -> tuple[str, str]:
-    data = b""
-    while len(data) < 4096:
-        chunk = os.read(3, 4096)
-        if not chunk:
-            break
-        data += chunk
-    parts = data.split(b"\0")
-    if len(parts) < 2:
-        raise ValueError("malformed checkpassword input")
-    return parts[0].decode("utf-8", "replace"), parts[1].decode("utf-8", "replace")
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) < 3:
-        print("usage: checkpassword DATA_DIR REPLY_PROGRAM...", file=sys.stderr)
-        return TEMPORARY_FAILURE
-    data_dir, reply = argv[1], argv[2:]
+def check(data_dir, user: str, password: str, client_ip: str, service: str) -> int | dict:
+    """An exit status, or the fields for checkpassword-reply (USER, then
+    userdb_* or nologin/reason). Blocking: the password hash is slow on purpose."""
+    store = Store(data_dir)
     try:
-        user, password = _read_credentials()
-        from firmware.config import Store
-        from . import access, maildir
-        from .license import is_licensed
-        store = Store(data_dir)
         settings = store.snapshot()
-    except Exception as error:  # anything else is Dovecot's "temporary failure"
-        print(f"checkpassword: {error}", file=sys.stderr)
-        return TEMPORARY_FAILURE
-    name = access.login_name(user, settings)
-    if name is None:
-        return AUTH_FAILED
-    client_ip = os.environ.get("TCPREMOTEIP", "")
-    refused = access.refusal(store, client_ip, settings, is_licensed(store))
-    if refused is None:
-        attempt = access.sign_in(store, client_ip, name, password, os.environ.get("SERVICE", "imap"))
-        if access.locked(attempt):
-            # Temporary: the client may try again once the lockout ends,
-            # and it is told nothing about the password.
-            print(f"checkpassword: {attempt.lockout.describe()}", file=sys.stderr)
-            return TEMPORARY_FAILURE
-        if not access.signed_in(attempt):
+        name = access.login_name(user, settings)
+        if name is None:
             return AUTH_FAILED
-        refused = access.account_refusal(store, name)
-    if refused is not None:
-        fields = {"USER": name, "nologin": "Y", "reason": refused}
-    else:
+        refused = access.refusal(store, client_ip, settings, is_licensed(store))
+        if refused is None:
+            attempt = access.sign_in(store, client_ip, name, password, service or "imap")
+            if access.locked(attempt):
+                # Temporary: the client may try again once the lockout ends,
+                # and it is told nothing about the password.
+                log.warning("checkpassword: %s", attempt.lockout.describe())
+                return TEMPORARY_FAILURE
+            if not access.signed_in(attempt):
+                return AUTH_FAILED
+            refused = access.account_refusal(store, name)
+        if refused is not None:
+            return {"USER": name, "nologin": "Y", "reason": refused}
         owner = maildir.mail_owner()
         path = maildir.mailbox_path(store, store.data_dir, name, settings["email.domain"])
         maildir.ensure(path, owner)
-        fields = {"USER": name, "userdb_uid": str(owner.uid), "userdb_gid": str(owner.gid),
-                  "userdb_home": str(path), "userdb_mail": f"maildir:{path}"}
-    os.environ.update(fields)
-    os.environ["EXTRA"] = " ".join(k for k in fields if k != "USER")
-    store.close()
-    os.execv(reply[0], reply)
-    return TEMPORARY_FAILURE  # not reached
+        return {"USER": name, "userdb_uid": str(owner.uid), "userdb_gid": str(owner.gid),
+                "userdb_home": str(path), "userdb_mail": f"maildir:{path}"}
+    finally:
+        store.close()
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+def reply_script(outcome: int | dict) -> str:
+    """What the client program evals: an exit, or the fields exported and
+    checkpassword-reply (its arguments) run."""
+    if isinstance(outcome, int):
+        return f"exit {outcome}\n{END_MARK}\n"
+    exports = [f"{name}={shlex.quote(value)}" for name, value in outcome.items()]
+    extra = " ".join(name for name in outcome if name != "USER")
+    return (f"export {' '.join(exports)} EXTRA={shlex.quote(extra)}\n"
+            f'exec "$@"\n{END_MARK}\n')
+
+
+# ---- the program Dovecot runs --------------------------------------------------
+HEAD = "/usr/bin/head"
+SOCAT = "/usr/bin/socat"
+REQUEST_LIMIT = 4096        # what is read of Dovecot's fd 3 (name, password, ...)
+ANSWER_SECONDS = 60         # socat's wait for the answer after sending
+
+
+def client_text(socket_path: Path) -> str:
+    """The program Dovecot runs per login. Its environment is Dovecot's
+    (TCPREMOTEIP, SERVICE), its fd 3 holds "name\\0password\\0..."; both
+    reach the service as "ip\\0service\\0" + fd 3. No answer, or one cut
+    short, is a temporary failure."""
+    target = shlex.quote(f"UNIX-CONNECT:{socket_path}")
+    return "\n".join([
+        "#!/bin/sh",
+        "# Generated by gatebox: carries Dovecot's checkpassword request to the box's",
+        "# auth service and runs its answer. Edits are overwritten.",
+        f"reply=$({{ printf '%s\\000%s\\000' \"$TCPREMOTEIP\" \"$SERVICE\";"
+        f" {HEAD} -c {REQUEST_LIMIT} <&3; }} |",
+        f"    {SOCAT} -t {ANSWER_SECONDS} -T {ANSWER_SECONDS} - {target} 2>/dev/null) || exit 111",
+        'case "$reply" in',
+        f'    *"{END_MARK}") ;;',
+        "    *) exit 111 ;;",
+        "esac",
+        'eval "$reply"',
+        "exit 111",
+    ]) + "\n"
+
+
+def write_client(directory: Path, socket_path: Path) -> Path:
+    path = Path(directory) / "checkpassword"
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(client_text(socket_path))
+    temporary.chmod(0o700)
+    temporary.replace(path)
+    return path

@@ -1,8 +1,9 @@
 """A private Dovecot serving the mailboxes over POP3 and IMAP4: its
 configuration is generated from the settings into DATA/dovecot/, it never
 reads the system's /etc/dovecot, and it authenticates through the
-checkpassword program against the box's own accounts. Started and stopped by
-`gatebox run` while the SoftPak is licensed; dies with the box."""
+checkpassword program against the box's own accounts (checkpassword.py, served by
+auth_service.py beside it). Started and stopped by `gatebox run` while the
+SoftPak is licensed; dies with the box."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import grp
 import hashlib
 import os
 import pwd
-import shlex
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from firmware.config import Store
 from firmware.run.process import die_with_parent, log_tail, stop_child
 from firmware.system import tls
 
+from . import auth_service, checkpassword
 from .maildir import mail_owner
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -28,7 +28,6 @@ CHECKPASSWORD_REPLY = "/usr/lib/dovecot/checkpassword-reply"
 DH_PARAMS = "/usr/share/dovecot/dh.pem"
 START_SECONDS = 15.0
 STOP_SECONDS = 10.0
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tag(data_dir: Path) -> str:
@@ -52,18 +51,8 @@ def _process_users() -> tuple[str, str, str]:
     return me, me, grp.getgrgid(os.getegid()).gr_name
 
 
-def write_checkpassword_wrapper(data_dir: Path) -> Path:
-    """Dovecot clears the environment of the programs it runs; the wrapper
-    brings back what gatebox needs (its GATEBOX_* variables, the import path)."""
-    path = Path(data_dir) / "dovecot" / "checkpassword"
-    carried = {k: v for k, v in os.environ.items() if k.startswith("GATEBOX_")}
-    carried["PYTHONPATH"] = str(PROJECT_ROOT)
-    lines = ["#!/bin/sh"] + [f"export {k}={shlex.quote(v)}" for k, v in sorted(carried.items())]
-    lines.append(f"exec {shlex.quote(sys.executable)} -m softpaks.mailserver.checkpassword "
-                 f"{shlex.quote(str(data_dir))} \"$@\"")
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o700)
-    return path
+def auth_socket(data_dir: Path) -> Path:
+    return auth_service.socket_directory(_tag(data_dir)) / auth_service.SOCKET_NAME
 
 
 def config_text(data_dir: Path, *, bind: str, pop3_port: int, imap_port: int,
@@ -98,7 +87,7 @@ def config_text(data_dir: Path, *, bind: str, pop3_port: int, imap_port: int,
         "mail_fsync = always",
         "passdb {",
         "  driver = checkpassword",
-        f"  args = {write_checkpassword_wrapper(data_dir)}",
+        f"  args = {checkpassword.write_client(data_dir / 'dovecot', auth_socket(data_dir))}",
         "}",
         "userdb {",
         "  driver = prefetch",
@@ -115,7 +104,7 @@ def config_text(data_dir: Path, *, bind: str, pop3_port: int, imap_port: int,
     if os.path.exists(DH_PARAMS):
         lines.insert(lines.index("ssl = yes") + 1, f"ssl_dh = <{DH_PARAMS}")
     if os.geteuid() == 0:
-        # The checkpassword program reads (and on first login writes) the settings database.
+        # The checkpassword program reaches the auth service's socket, root's alone.
         lines += ["service auth {", "  user = root", "}"]
     else:
         # Only root may chroot; unprivileged, these run unconfined like the rest.
@@ -176,6 +165,7 @@ class DovecotService:
         self.hostname = hostname
         self.name = f"dovecot {bind} pop3={pop3_port} imap={imap_port} imaps={imaps_port}"
         self.process: asyncio.subprocess.Process | None = None
+        self.auth = auth_service.AuthService(self.data_dir, _tag(self.data_dir))
 
     @property
     def config_path(self) -> Path:
@@ -196,12 +186,16 @@ class DovecotService:
         if not os.path.exists(DOVECOT):
             raise RuntimeError(f"{DOVECOT} is missing (install dovecot-core, dovecot-imapd, "
                                "dovecot-pop3d)")
+        if not os.path.exists(checkpassword.SOCAT):
+            raise RuntimeError(f"{checkpassword.SOCAT} is missing (install socat): Dovecot's "
+                               "logins reach the box's accounts through it")
         self.write_config()
         blocked = unreachable_by_mail_user(self.data_dir)
         if blocked is not None:
             raise RuntimeError(f"Dovecot reads mailboxes as the mail user, who cannot pass through "
                                f"{blocked} (needs o+x); make the data directory's parents searchable")
         start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
+        await self.auth.start()
         # Errors before Dovecot opens its log (a bad configuration) land in the log too.
         with open(self.log_path, "ab") as early_errors:
             self.process = await asyncio.create_subprocess_exec(
@@ -219,4 +213,7 @@ class DovecotService:
 
     async def stop(self):
         process, self.process = self.process, None
-        await stop_child(process, STOP_SECONDS)
+        try:
+            await stop_child(process, STOP_SECONDS)
+        finally:
+            await self.auth.stop()

@@ -47,12 +47,6 @@ LAZY_IMPORTS = {
         "as for the Mail Server's pages: Flask only where the web admin asks",
     ("softpaks.antivirus.hooks", "softpaks.antivirus.web"):
         "as for the Mail Server's pages: Flask only where the web admin asks",
-    ("softpaks.mailserver.checkpassword", "firmware.config"):
-        "Dovecot runs this per login: any failure, an import included, must answer "
-        "111 (temporary failure), not a traceback that reads as a wrong password",
-    ("softpaks.mailserver.checkpassword", "softpaks.mailserver.access"): "as above",
-    ("softpaks.mailserver.checkpassword", "softpaks.mailserver.license"): "as above",
-    ("softpaks.mailserver.checkpassword", "softpaks.mailserver.maildir"): "as above",
 }
 
 

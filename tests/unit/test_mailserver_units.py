@@ -2,16 +2,13 @@
 expansion, Maildir writing, Dovecot's generated configuration, the
 checkpassword program, and the CLI when the SoftPak is not licensed."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from firmware import accounts
 from firmware.licensing import activate
 from softpaks.mailserver import autoresponder, checkpassword, directory, dovecot, maildir
 from softpaks.mailserver.expansion import Unknown, expand
+from tests.support.auth_service import checkpassword_client, login
 
 
 @pytest.fixture
@@ -112,22 +109,13 @@ def test_dovecot_configuration_is_private(tmp_path, monkeypatch):
     assert "!include" not in text and "/etc/dovecot" not in text
     assert "protocols = pop3\n" in text and "driver = checkpassword" in text
     assert len(str(dovecot.runtime_dir(tmp_path / ("x" * 200)))) < 60
-    wrapper = (tmp_path / "dovecot" / "checkpassword").read_text()
-    assert "GATEBOX_SERIAL=GBX-X" in wrapper and "softpaks.mailserver.checkpassword" in wrapper
+    client = (tmp_path / "dovecot" / "checkpassword").read_text()
+    assert "python" not in client and f"UNIX-CONNECT:{dovecot.auth_socket(tmp_path)}" in client
 
 
 def _checkpassword(data_dir, user, password, env=None):
-    reply = "/bin/sh"  # prints the variables checkpassword-reply would pass to Dovecot
-    read_fd, write_fd = os.pipe()
-    os.write(write_fd, f"{user}\0{password}\0".encode())
-    os.close(write_fd)
-    result = subprocess.run(
-        [sys.executable, "-m", "softpaks.mailserver.checkpassword", str(data_dir), reply, "-c",
-         'echo "USER=$USER nologin=$nologin mail=$userdb_mail reason=$reason"'],
-        pass_fds=(read_fd, 3), preexec_fn=lambda: os.dup2(read_fd, 3), capture_output=True,
-        text=True, env={**os.environ, **(env or {})}, timeout=60)
-    os.close(read_fd)
-    return result
+    with checkpassword_client(data_dir, data_dir) as (client, _):
+        return login(client, user, password, env)
 
 
 def test_checkpassword_answers_from_the_accounts_table(mail_store):

@@ -1,0 +1,102 @@
+"""The box's auth service for Dovecot: a Unix socket in a directory only the
+box's user can enter, served in the smtpd process while Dovecot runs.
+
+Each connection is one login, sent by the checkpassword client program
+(checkpassword.client_text): "client ip\\0service\\0name\\0password\\0...",
+then the client's end of the stream. The answer is the shell text
+checkpassword.reply_script makes. At most CONCURRENT checks run at once, in
+threads (the password hash is slow and takes memory on purpose); a storm of
+logins waits its turn instead of growing the box. A request that is too
+long, malformed or slower than REQUEST_SECONDS is a temporary failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from . import checkpassword
+
+log = logging.getLogger("gatebox.mailserver")
+
+CONCURRENT = 4
+REQUEST_LIMIT = checkpassword.REQUEST_LIMIT + 512
+REQUEST_SECONDS = 10.0
+SOCKET_NAME = "auth"
+
+
+def socket_directory(tag: str) -> Path:
+    # Under the temporary directory: a socket path must stay under ~100 bytes.
+    return Path(tempfile.gettempdir()) / f"gatebox-auth-{tag}"
+
+
+def private_directory(path: Path) -> Path:
+    """PATH as a directory of this user's alone (0700), made if missing. One
+    someone else made or can write to is refused: the socket answers logins."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    found = os.lstat(path)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid() or \
+            stat.S_IMODE(found.st_mode) & 0o077:
+        raise RuntimeError(f"{path} is not a private directory of this user; remove it")
+    return path
+
+
+def parse(request: bytes) -> tuple[str, str, str, str]:
+    """(client ip, service, name, password) from a request."""
+    parts = request.split(b"\0")
+    if len(parts) < 4:
+        raise ValueError("malformed checkpassword request")
+    return tuple(part.decode("utf-8", "replace") for part in parts[:4])
+
+
+class AuthService:
+    def __init__(self, data_dir: Path, tag: str):
+        self.data_dir = Path(data_dir)
+        self.directory = socket_directory(tag)
+        self.socket_path = self.directory / SOCKET_NAME
+        self.server: asyncio.AbstractServer | None = None
+        self._turns = asyncio.Semaphore(CONCURRENT)
+
+    async def start(self):
+        private_directory(self.directory)
+        self.socket_path.unlink(missing_ok=True)   # left by a process that died
+        self.server = await asyncio.start_unix_server(self._serve, path=str(self.socket_path))
+        os.chmod(self.socket_path, 0o600)
+
+    async def stop(self):
+        server, self.server = self.server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        self.socket_path.unlink(missing_ok=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        try:
+            try:
+                async with asyncio.timeout(REQUEST_SECONDS):
+                    request = await reader.read(REQUEST_LIMIT + 1)
+                    while len(request) <= REQUEST_LIMIT and (more := await reader.read(
+                            REQUEST_LIMIT + 1 - len(request))):
+                        request += more
+                if len(request) > REQUEST_LIMIT:
+                    raise ValueError("checkpassword request too long")
+                client_ip, service, user, password = parse(request)
+                async with self._turns:
+                    outcome = await asyncio.get_running_loop().run_in_executor(
+                        None, checkpassword.check, self.data_dir, user, password, client_ip,
+                        service)
+            except Exception as error:  # whatever it is, the login is tried again later
+                log.warning("checkpassword: %s: %s", type(error).__name__, error)
+                outcome = checkpassword.TEMPORARY_FAILURE
+            writer.write(checkpassword.reply_script(outcome).encode())
+            await writer.drain()
+        except (ConnectionError, asyncio.TimeoutError):
+            pass    # the client program went away: Dovecot has its answer already
+        finally:
+            writer.close()
