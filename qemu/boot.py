@@ -97,7 +97,7 @@ class Machine:
 
     def __init__(self, workdir: Path, arch: str = "x86_64", image: Path | None = None,
                  memory_mb: int = 512, accel: str = "auto", seed: dict | None = None,
-                 overlay: Path | None = None):
+                 overlay: Path | None = None, memory_stats: bool = False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.arch = arch
@@ -105,6 +105,9 @@ class Machine:
         self.memory_mb = memory_mb
         self.accel = ("kvm" if kvm_boots(self.image, arch) else "tcg") if accel == "auto" else accel
         self.seed = seed
+        # A virtio balloon, never inflated: only its statistics are read
+        # (guest_memory), what the guest itself counts as free and available.
+        self.memory_stats = memory_stats
         self.overlay = Path(overlay or self.workdir / f"gatebox-{arch}.qcow2")
         self.console_path = self.workdir / "console.log"
         self.monitor_path = self.workdir / "monitor.sock"
@@ -144,6 +147,9 @@ class Machine:
             # firmware's virtio-rng driver crashes the kernel's EFI stub
             # ("Synchronous Exception"), and the kernel seeds itself without it.
             command += ["-device", "virtio-rng-pci"]
+        if self.memory_stats:
+            command += ["-device", "virtio-balloon-pci,id=balloon0",
+                        "-qmp", f"unix:{self.workdir / 'qmp.sock'},server=on,wait=off"]
         if self.seed:
             seed_file = self.workdir / "seed.txt"
             seed_file.write_text("".join(f"{k}={v}\n" for k, v in self.seed.items()))
@@ -225,6 +231,29 @@ class Machine:
                 return sock.recv(4096).decode(errors="replace")
             except socket.timeout:
                 return ""
+
+    def guest_memory(self) -> dict:
+        """The guest's own memory figures (the balloon driver's statistics, in
+        bytes: stat-available-memory, stat-free-memory, stat-major-faults...),
+        {} until the driver has reported. Needs memory_stats=True."""
+        balloon = "/machine/peripheral/balloon0"
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(10)
+            sock.connect(str(self.workdir / "qmp.sock"))
+            replies = sock.makefile("rb")
+
+            def execute(command: str, **arguments) -> dict:
+                sock.sendall(json.dumps({"execute": command, "arguments": arguments}).encode())
+                while True:
+                    reply = json.loads(replies.readline())
+                    if "return" in reply or "error" in reply:
+                        return reply
+            json.loads(replies.readline())               # the greeting
+            execute("qmp_capabilities")
+            execute("qom-set", path=balloon, property="guest-stats-polling-interval", value=1)
+            stats = execute("qom-get", path=balloon, property="guest-stats").get("return", {})
+        # An unreported figure is -1, which QEMU sends as 2**64 - 1.
+        return {name: value for name, value in stats.get("stats", {}).items() if value < 2 ** 63}
 
     def plug_usb_stick(self, image: Path, name: str = "stick"):
         """Hot-plugs a raw disk image as a USB mass-storage device, as an

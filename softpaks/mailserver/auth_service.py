@@ -5,7 +5,8 @@ Each connection is one login, sent by the checkpassword client program
 (checkpassword.client_text): "client ip\\0service\\0name\\0password\\0...",
 then the client's end of the stream. The answer is the shell text
 checkpassword.reply_script makes. At most CONCURRENT checks run at once, in
-threads (the password hash is slow and takes memory on purpose); a storm of
+threads: the password hash is slow and takes 16 MiB on purpose (scrypt,
+firmware/accounts.py), the box has two cores and 256 MB, so a storm of
 logins waits its turn instead of growing the box. A request that is too
 long, malformed or slower than REQUEST_SECONDS is a temporary failure."""
 
@@ -22,7 +23,7 @@ from . import checkpassword
 
 log = logging.getLogger("gatebox.mailserver")
 
-CONCURRENT = 4
+CONCURRENT = 2
 REQUEST_LIMIT = checkpassword.REQUEST_LIMIT + 512
 REQUEST_SECONDS = 10.0
 SOCKET_NAME = "auth"

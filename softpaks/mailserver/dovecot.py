@@ -92,13 +92,20 @@ def config_text(data_dir: Path, *, bind: str, pop3_port: int, imap_port: int,
         "userdb {",
         "  driver = prefetch",
         "}",
+        # One login process serves every connection (Dovecot's high-performance
+        # mode) instead of one process each: a storm of logins on a 256 MB box
+        # must not start twenty TLS processes. Still unprivileged, chrooted as root.
         "service imap-login {",
         f"  inet_listener imap {{\n    port = {imap_port}\n  }}",
         f"  inet_listener imaps {{\n    port = {imaps_port}\n    ssl = yes\n  }}",
+        "  service_count = 0",
+        "  process_min_avail = 1",
         "}",
         "service pop3-login {",
         f"  inet_listener pop3 {{\n    port = {pop3_port}\n  }}",
         "  inet_listener pop3s {\n    port = 0\n  }",
+        "  service_count = 0",
+        "  process_min_avail = 1",
         "}",
     ]
     if os.path.exists(DH_PARAMS):

@@ -11,6 +11,8 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -159,6 +161,38 @@ def imap_messages(port: int, user: str, password: str, implicit_tls: bool = Fals
             return messages
     except (OSError, imaplib.IMAP4.error):
         return []
+
+
+def _imap_session(port: int, user: str, password: str) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE   # the box's own self-signed certificate
+    with imaplib.IMAP4("127.0.0.1", port, timeout=120) as client:
+        client.starttls(ssl_context=context)
+        client.login(user, password)
+        client.select("INBOX", readonly=True)
+
+
+def imap_login_storm(port: int, user: str, password: str, count: int) -> list[tuple[bool, float]]:
+    """COUNT IMAP sessions started at the same moment, each STARTTLS, LOGIN,
+    SELECT INBOX and LOGOUT: (succeeded, seconds) for each."""
+    results = [(False, 0.0)] * count
+    start = threading.Barrier(count)
+
+    def one(index: int):
+        start.wait()
+        began = time.monotonic()
+        try:
+            _imap_session(port, user, password)
+            results[index] = (True, time.monotonic() - began)
+        except (OSError, imaplib.IMAP4.error):
+            results[index] = (False, time.monotonic() - began)
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    return results
 
 
 @pytest.fixture(scope="package")

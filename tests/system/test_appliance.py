@@ -21,7 +21,8 @@ from playwright.sync_api import expect
 from tests.support.net import wait_for_banner, wait_until
 
 from .conftest import (ADMIN_PASSWORD, HOST_FROM_GUEST, Sink, console_text, expect_licensed,
-                       imap_messages, issue_license, send, setup_code, sign_in, smtp_banner)
+                       imap_login_storm, imap_messages, issue_license, send, setup_code, sign_in,
+                       smtp_banner)
 
 # Software emulation (no KVM) boots in about two minutes; give it room.
 pytestmark = pytest.mark.timeout(1200)
@@ -164,6 +165,15 @@ def test_stand_alone_mail_server_read_back_over_imap_and_imaps(box, admin_url, p
     assert any(b"Subject: for bob's mailbox" in m for m in messages)
     over_ssl = imap_messages(box.ports["imaps"], "bob", BOB_PASSWORD, implicit_tls=True)
     assert any(b"Subject: for bob's mailbox" in m for m in over_ssl)
+
+
+def test_a_storm_of_twenty_imap_logins_is_answered_and_the_box_keeps_running(box):
+    # Each login's password check runs in the box's auth service, a few at a
+    # time; none starts a program that would not fit beside the others.
+    results = imap_login_storm(box.ports["imap"], "bob", BOB_PASSWORD, 20)
+    assert [ok for ok, _ in results] == [True] * 20, results
+    assert "Out of memory" not in console_text(box)
+    assert smtp_banner(box.ports["smtp"]).startswith(b"220")
 
 
 def test_reboot_through_the_ui_keeps_settings_license_and_mail(box, admin_url, page, internet, shot):
