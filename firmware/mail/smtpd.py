@@ -454,10 +454,11 @@ class GateboxSMTP(SMTP):
                     raise
                 if not chunk:
                     return None  # the client went away mid-message: nothing was accepted
-                if carry and b"\n" not in chunk and len(carry) + len(chunk) < DATA_READ:
+                if carry and b"\r\n" not in chunk and len(carry) + len(chunk) < DATA_READ \
+                        and not (chunk[:1] == b"\n" and carry[-1:] == b"\r"):
                     # No line can have ended: appended in place, so a client
-                    # trickling a line an octet at a time costs no copy of
-                    # the line and no search of it per octet.
+                    # trickling a line an octet (or a bare LF) at a time costs
+                    # no copy of the line and no search of it per packet.
                     carry = carry if isinstance(carry, bytearray) else bytearray(carry)
                     carry += chunk
                     continue

@@ -7,7 +7,9 @@ then the client's end of the stream. The answer is the shell text
 checkpassword.reply_script makes. At most CONCURRENT checks run at once, in
 threads: the password hash is slow and takes 16 MiB on purpose (scrypt,
 firmware/accounts.py), the box has two cores and 256 MB, so a storm of
-logins waits its turn instead of growing the box. A request that is too
+logins waits its turn instead of growing the box. A login that waited
+longer than WAIT_SECONDS, nearly as long as its client waits, is answered
+as a temporary failure without being checked. A request that is too
 long, malformed or slower than REQUEST_SECONDS is a temporary failure."""
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ log = logging.getLogger("gatebox.mailserver")
 CONCURRENT = 2
 REQUEST_LIMIT = checkpassword.REQUEST_LIMIT + 512
 REQUEST_SECONDS = 10.0
+# The longest wait for a turn: the check itself takes a few seconds more.
+WAIT_SECONDS = checkpassword.ANSWER_SECONDS - 15.0
 SOCKET_NAME = "auth"
 
 
@@ -77,6 +81,24 @@ class AuthService:
             await server.wait_closed()
         self.socket_path.unlink(missing_ok=True)
 
+    async def _check_in_turn(self, user, password, client_ip, service):
+        # A login that waited past WAIT_SECONDS is answered 111 unchecked: its
+        # client program gives up at checkpassword.ANSWER_SECONDS, and a check
+        # run for no one would still cost a hash and count an attempt, and
+        # keep a backlog answering too late long after a storm ended.
+        try:
+            async with asyncio.timeout(WAIT_SECONDS):
+                await self._turns.acquire()
+        except asyncio.TimeoutError:
+            log.warning("checkpassword: %s waited %gs for a turn: answered as a temporary failure",
+                        client_ip or "a client", WAIT_SECONDS)
+            return checkpassword.TEMPORARY_FAILURE
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, checkpassword.check, self.data_dir, user, password, client_ip, service)
+        finally:
+            self._turns.release()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         try:
             try:
@@ -88,10 +110,7 @@ class AuthService:
                 if len(request) > REQUEST_LIMIT:
                     raise ValueError("checkpassword request too long")
                 client_ip, service, user, password = parse(request)
-                async with self._turns:
-                    outcome = await asyncio.get_running_loop().run_in_executor(
-                        None, checkpassword.check, self.data_dir, user, password, client_ip,
-                        service)
+                outcome = await self._check_in_turn(user, password, client_ip, service)
             except Exception as error:  # whatever it is, the login is tried again later
                 log.warning("checkpassword: %s: %s", type(error).__name__, error)
                 outcome = checkpassword.TEMPORARY_FAILURE

@@ -32,7 +32,8 @@ log = logging.getLogger("gatebox.mailserver")
 AUTH_FAILED = 1
 TEMPORARY_FAILURE = 111
 # The answer's last line: a reply cut short (the service stopped mid-write)
-# is not run in part.
+# is not run in part. Its apostrophe keeps a value from faking it: shlex.quote
+# writes every apostrophe inside a value as '"'"'.
 END_MARK = "# end of gatebox's answer"
 
 

@@ -94,7 +94,9 @@ def config_text(data_dir: Path, *, bind: str, pop3_port: int, imap_port: int,
         "}",
         # One login process serves every connection (Dovecot's high-performance
         # mode) instead of one process each: a storm of logins on a 256 MB box
-        # must not start twenty TLS processes. Still unprivileged, chrooted as root.
+        # must not start twenty TLS processes. The price: a flaw exploited in
+        # that process before login would see the later logins' passwords too.
+        # Still unprivileged (dovenull, chrooted) when the box runs as root.
         "service imap-login {",
         f"  inet_listener imap {{\n    port = {imap_port}\n  }}",
         f"  inet_listener imaps {{\n    port = {imaps_port}\n    ssl = yes\n  }}",
@@ -203,11 +205,15 @@ class DovecotService:
                                f"{blocked} (needs o+x); make the data directory's parents searchable")
         start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         await self.auth.start()
-        # Errors before Dovecot opens its log (a bad configuration) land in the log too.
-        with open(self.log_path, "ab") as early_errors:
-            self.process = await asyncio.create_subprocess_exec(
-                DOVECOT, "-F", "-c", str(self.config_path), stdin=asyncio.subprocess.DEVNULL,
-                stdout=early_errors, stderr=early_errors, preexec_fn=die_with_parent)
+        try:
+            # Errors before Dovecot opens its log (a bad configuration) land in the log too.
+            with open(self.log_path, "ab") as early_errors:
+                self.process = await asyncio.create_subprocess_exec(
+                    DOVECOT, "-F", "-c", str(self.config_path), stdin=asyncio.subprocess.DEVNULL,
+                    stdout=early_errors, stderr=early_errors, preexec_fn=die_with_parent)
+        except BaseException:
+            await self.auth.stop()
+            raise
         deadline = asyncio.get_running_loop().time() + START_SECONDS
         for port in (self.pop3_port, self.imap_port, self.imaps_port):
             if port and not await _wait_for_port(self.bind, port, self.process, deadline):

@@ -18,6 +18,7 @@ from firmware import accounts
 from firmware.licensing import activate
 from softpaks.mailserver import auth_service, checkpassword
 from tests.support.auth_service import login, running_auth_service
+from tests.support.net import wait_until
 
 PASSWORD = "pw-123456"
 
@@ -148,3 +149,27 @@ def test_the_client_is_sh_and_socat_not_python(client):
     text = client.read_text()
     assert text.startswith("#!/bin/sh\n") and "python" not in text
     assert checkpassword.SOCAT in text
+
+
+def test_a_login_that_waited_too_long_for_a_turn_is_answered_unchecked(client, monkeypatch):
+    # Its client program would give up soon: checking it then would cost a
+    # hash and count an attempt for a login already answered.
+    monkeypatch.setattr(auth_service, "WAIT_SECONDS", 0.5)
+    release, checked = threading.Event(), []
+    real = checkpassword.check
+
+    def held(*args):
+        checked.append(args[1])
+        release.wait(60)
+        return real(*args)
+    monkeypatch.setattr(checkpassword, "check", held)
+    with ThreadPoolExecutor(auth_service.CONCURRENT) as pool:
+        holding = [pool.submit(login, client, "bob", PASSWORD)
+                   for _ in range(auth_service.CONCURRENT)]
+        wait_until(lambda: len(checked) == auth_service.CONCURRENT, 30, 0.01, "the turns taken")
+        late = login(client, "carol", PASSWORD)
+        release.set()
+        answers = [future.result(60) for future in holding]
+    assert late.returncode == checkpassword.TEMPORARY_FAILURE
+    assert checked == ["bob"] * auth_service.CONCURRENT, "carol's password was never checked"
+    assert [a.returncode for a in answers] == [0] * auth_service.CONCURRENT

@@ -243,18 +243,21 @@ def _take(ctx, account, uid, raw, recipients_for, trace, peer, screen):
         return None
     sender = envelope_sender(raw)
     renamed = isp_delivery_renamed(raw)
-    parts = []
-    for group in screen.transactions(sender, fresh, peer):
-        screened = screen(renamed, sender, group, peer)
-        parts.append((Submission(
-            sender=sender, recipients=group, message=screened.message, origin="retrieval",
-            direction="inbound", client_address=peer, client_name=account.host,
-            helo=account.host, trace=trace, note=f"fetched from {account.name}"),
-            screened.quarantine))
+
+    def parts():
+        # One at a time: each part is staged before the next is screened,
+        # so memory holds one marked copy of the message, not one per part.
+        for group in screen.transactions(sender, fresh, peer):
+            screened = screen(renamed, sender, group, peer)
+            yield (Submission(
+                sender=sender, recipients=group, message=screened.message, origin="retrieval",
+                direction="inbound", client_address=peer, client_name=account.host,
+                helo=account.host, trace=trace, note=f"fetched from {account.name}"),
+                screened.quarantine)
 
     def record(staged):
         seen.record_fetched(ctx.store, account.name, uid, key, fresh, ctx.now, staged=staged)
-    return staging.put(ctx, account.name, parts, record), min(unaddressable, len(fresh))
+    return staging.put(ctx, account.name, parts(), record), min(unaddressable, len(fresh))
 
 
 def fetch_accounts(ctx: RetrievalContext, accounts, recipients_for_account: Callable,

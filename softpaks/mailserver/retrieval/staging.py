@@ -27,7 +27,7 @@ any part released: a death in between fetches the whole message again."""
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Iterable
 
 from firmware.mail.quarantine import Quarantine
 from firmware.mail.queue import NotInQueue
@@ -42,12 +42,13 @@ def hold_reason(account: str) -> str:
     return f"being fetched from {account}; the retrieval releases it"
 
 
-def put(ctx, account: str, parts: list, record: Callable[[list], None]) -> list[str]:
+def put(ctx, account: str, parts: Iterable, record: Callable[[list], None]) -> list[str]:
     """Stages PARTS for ACCOUNT: one message split into transactions, each
     (Submission, None) to queue or (Submission, (kind, reason)) to
-    quarantine. RECORD(every id staged) records the fetch once all are
-    written, in one transaction; then the queued ones are released. Returns
-    each part's (first) id."""
+    quarantine, taken one at a time. RECORD(every id staged) records the
+    fetch once all are written, in one transaction; then the queued ones are
+    released. Returns each part's (first) id. Should PARTS raise midway, the
+    parts staged so far stay unrecorded, and settle() removes them."""
     ids, queued, firsts = [], [], []
     for submission, held in parts:
         if held is None:
