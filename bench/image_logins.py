@@ -29,7 +29,8 @@ sys.path.insert(0, str(TOP / "qemu"))
 import boot  # noqa: E402
 from tests.support import chromium  # noqa: E402
 from tests.support.net import wait_until  # noqa: E402
-from tests.system.conftest import finish_first_boot_setup, imap_login_storm, issue_license  # noqa: E402
+from tests.system.conftest import (add_user, finish_first_boot_setup,  # noqa: E402
+                                   imap_login_storm, issue_license)
 
 # Dovecot takes 10 sessions per user and address (mail_max_userip_connections):
 # the storm comes from two users, ten logins each.
@@ -50,12 +51,7 @@ def set_up(machine: boot.Machine, profile: Path):
             page.click("button[name=activate]")
             page.locator(".flash.ok").wait_for()
             for user, password in USERS:
-                page.goto(admin_url + "/users-groups/users")
-                page.fill("#add-name", user)
-                page.fill("#add-password", password)
-                page.fill("#add-confirm", password)
-                page.click("button.primary:has-text('Apply')")
-                page.locator("table", has_text=user).wait_for()
+                add_user(page, admin_url, user, password)
             page.goto(admin_url + "/email-server/settings")
             page.select_option("#email__server_type", "standalone")
             page.click("button[name=apply]")

@@ -3,6 +3,7 @@ outside through its forwarded loopback ports (qemu/boot.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import re
 import shutil
@@ -118,6 +119,16 @@ def sign_in(page, admin_url: str):
     expect(page.locator("h1")).to_have_text("Dashboard")
 
 
+def add_user(page, admin_url: str, name: str, password: str):
+    """Users & Groups > Users: adds a user with the password."""
+    page.goto(admin_url + "/users-groups/users")
+    page.fill("#add-name", name)
+    page.fill("#add-password", password)
+    page.fill("#add-confirm", password)
+    page.click("button.primary:has-text('Apply')")
+    expect(page.locator("table")).to_contain_text(name)
+
+
 def expect_licensed(page, admin_url: str, softpak: str):
     """System > Licenses shows the SoftPak licensed and running."""
     page.goto(admin_url + "/system/licenses")
@@ -137,22 +148,30 @@ def issue_license(serial: str, *softpaks: str) -> str:
     return issued.stdout.strip().splitlines()[-1]
 
 
-def imap_messages(port: int, user: str, password: str, implicit_tls: bool = False) -> list[bytes]:
-    """Every message in the user's INBOX over IMAP with STARTTLS (the box
-    takes passwords only over TLS from the LAN), or over IMAP4 over SSL;
-    [] while it cannot log in."""
+@contextlib.contextmanager
+def imap_inbox(port: int, user: str, password: str, implicit_tls: bool = False,
+               timeout: float = 60):
+    """An IMAP session logged in with its INBOX selected (read-only), over
+    STARTTLS (the box takes passwords only over TLS from the LAN) or over
+    IMAP4 over SSL."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE   # the box's own self-signed certificate
+    if implicit_tls:
+        client = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context, timeout=timeout)
+    else:
+        client = imaplib.IMAP4("127.0.0.1", port, timeout=timeout)
+        client.starttls(ssl_context=context)
+    with client:
+        client.login(user, password)
+        client.select("INBOX", readonly=True)
+        yield client
+
+
+def imap_messages(port: int, user: str, password: str, implicit_tls: bool = False) -> list[bytes]:
+    """Every message in the user's INBOX; [] while it cannot log in."""
     try:
-        if implicit_tls:
-            client = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context, timeout=60)
-        else:
-            client = imaplib.IMAP4("127.0.0.1", port, timeout=60)
-            client.starttls(ssl_context=context)
-        with client:
-            client.login(user, password)
-            client.select("INBOX", readonly=True)
+        with imap_inbox(port, user, password, implicit_tls) as client:
             _, numbers = client.search(None, "ALL")
             messages = []
             for number in numbers[0].split():
@@ -161,16 +180,6 @@ def imap_messages(port: int, user: str, password: str, implicit_tls: bool = Fals
             return messages
     except (OSError, imaplib.IMAP4.error):
         return []
-
-
-def _imap_session(port: int, user: str, password: str) -> None:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE   # the box's own self-signed certificate
-    with imaplib.IMAP4("127.0.0.1", port, timeout=120) as client:
-        client.starttls(ssl_context=context)
-        client.login(user, password)
-        client.select("INBOX", readonly=True)
 
 
 def imap_login_storm(port: int, logins: list[tuple[str, str]]) -> list[tuple[bool, float, str]]:
@@ -186,7 +195,8 @@ def imap_login_storm(port: int, logins: list[tuple[str, str]]) -> list[tuple[boo
         start.wait()
         began = time.monotonic()
         try:
-            _imap_session(port, *logins[index])
+            with imap_inbox(port, *logins[index], timeout=120):
+                pass
             results[index] = (True, time.monotonic() - began, "")
         except (OSError, imaplib.IMAP4.error) as error:
             results[index] = (False, time.monotonic() - began, f"{type(error).__name__}: {error}")

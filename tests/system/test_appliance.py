@@ -20,9 +20,9 @@ from playwright.sync_api import expect
 
 from tests.support.net import wait_for_banner, wait_until
 
-from .conftest import (ADMIN_PASSWORD, HOST_FROM_GUEST, Sink, console_text, expect_licensed,
-                       imap_login_storm, imap_messages, issue_license, send, setup_code, sign_in,
-                       smtp_banner)
+from .conftest import (ADMIN_PASSWORD, HOST_FROM_GUEST, Sink, add_user, console_text,
+                       expect_licensed, imap_login_storm, imap_messages, issue_license, send,
+                       setup_code, sign_in, smtp_banner)
 
 # Software emulation (no KVM) boots in about two minutes; give it room.
 pytestmark = pytest.mark.timeout(1200)
@@ -46,15 +46,6 @@ def refuses_unknown_local_user(port: int) -> bool:
     except (OSError, smtplib.SMTPException):
         return False
     return code == 550
-
-
-def add_user(page, admin_url: str, name: str, password: str):
-    page.goto(admin_url + "/users-groups/users")
-    page.fill("#add-name", name)
-    page.fill("#add-password", password)
-    page.fill("#add-confirm", password)
-    page.click("button.primary:has-text('Apply')")
-    expect(page.locator("table")).to_contain_text(name)
 
 
 def imap_answers(port: int) -> bool:

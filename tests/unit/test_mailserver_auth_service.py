@@ -14,33 +14,29 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from firmware import accounts
-from firmware.licensing import activate
 from softpaks.mailserver import auth_service, checkpassword
-from tests.support.auth_service import login, running_auth_service
+from tests.support.auth_service import checkpassword_client, login
 from tests.support.net import wait_until
 
-PASSWORD = "pw-123456"
+from test_mailserver_units import mail_store  # noqa: F401 (a fixture: bob and carol, licensed)
+
+PASSWORD = "pw-123456"       # mail_store's
 
 
 @pytest.fixture
-def mail_store(store, vendor):
-    activate(store, vendor.issue(mailserver=None))
-    for name in ("bob", "carol"):
-        store.db.execute("INSERT INTO accounts(name, password_hash, is_admin, created) "
-                         "VALUES(?,?,0,0)", [name, accounts.hash_password(PASSWORD, n=2 ** 10)])
-    return store
-
-
-@pytest.fixture
-def service(mail_store):
-    with running_auth_service(mail_store.data_dir) as running:
+def served(mail_store, tmp_path):  # noqa: F811
+    with checkpassword_client(mail_store.data_dir, tmp_path) as running:
         yield running
 
 
 @pytest.fixture
-def client(service, tmp_path):
-    return checkpassword.write_client(tmp_path, service.socket_path)
+def client(served):
+    return served[0]
+
+
+@pytest.fixture
+def service(served):
+    return served[1]
 
 
 def test_a_login_is_answered_with_the_users_maildir(client):
