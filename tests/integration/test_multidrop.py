@@ -24,7 +24,8 @@ from firmware.config import Store
 from firmware.mail.quarantine import Quarantine
 from firmware.mail.queue import Spool
 from softpaks.antivirus import paths
-from softpaks.mailserver.retrieval import Account, RetrievalContext, multidrop, seen, staging
+from softpaks.mailserver.retrieval import (Account, RetrievalContext, content, multidrop, seen,
+                                           staging)
 from softpaks.mailserver.retrieval.fetch import fetch_account, fetch_accounts
 from softpaks.mailserver.retrieval.mailbox_client import MailboxError, open_mailbox
 from tests.support.clamd import ClamdProcess, eicar_bytes
@@ -585,6 +586,64 @@ def test_fetched_mail_is_scanned_a_virus_is_quarantined_a_scanner_down_leaves_it
     result = run(office, isp)
     assert result.fetched == 0 and "left at the ISP" in result.detail
     assert isp.count(LOGIN) == 1 and len(queued(office)) == 1
+
+
+def _scanner_down_for_the_second_part(patch):
+    real, calls = content.ContentScreen.__call__, []
+
+    def screen(self, *args):
+        calls.append(1)
+        if len(calls) == 2:
+            raise content.TryLater("antivirus: 451 4.3.0 Virus scanner unavailable")
+        return real(self, *args)
+    patch.setattr(content.ContentScreen, "__call__", screen)
+
+
+NOTICE_INTERRUPTIONS = {
+    "a death after the notice, before the record": lambda mp: mp.setattr(
+        seen, "record_fetched", _die),
+    "the scanner down for the second part": _scanner_down_for_the_second_part,
+}
+
+
+@pytest.mark.parametrize("interruption", NOTICE_INTERRUPTIONS)
+def test_a_fetch_taken_again_after_an_interruption_sends_each_virus_notice_once(
+        office, isp, outside_pytest_tmp, interruption):
+    # A virus notice is staged with the message it is about: a notice queued
+    # at once would be queued again when the message is fetched again.
+    office.cli("license", "activate", office.vendor.issue(antivirus=None, antispam=None))
+    office.configure(**{"antivirus.enabled": "on", "antivirus.notify_admin": "on",
+                        "email.envelope_header": "envelope-to"})
+    # bob's own filter record makes two transactions (and two scans) of one message.
+    office.cli("antispam", "filter", "set", "content_filter=on", "default_filter=off",
+               "custom_filter=off", "heuristic=on")
+    office.cli("antispam", "filter", "set", "--user", "bob", "content_filter=off")
+    message = _infected("infected for two").replace(
+        b"Delivered-To: bob@example.com", b"Envelope-To: bob@example.com, carol@example.com")
+    isp.drop(LOGIN, message)
+    clamd = ClamdProcess(outside_pytest_tmp / "clamd",
+                         socket_path=paths.socket_path(office.data)).start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            NOTICE_INTERRUPTIONS[interruption](patch)
+            try:
+                run(office, isp)
+            except Death:
+                pass
+        assert isp.count(LOGIN) == 1, "the message waits at the ISP"
+        assert queued(office) == [], "no notice goes out for a fetch not recorded"
+        result = run(office, isp)
+    finally:
+        clamd.stop()
+    assert result.ok and result.fetched == 1, result.detail
+    assert isp.count(LOGIN) == 0
+    held = Quarantine(office.data).items()
+    assert sorted(r.address for item in held for r in item.envelope.recipients) == \
+        ["bob@example.com", "carol@example.com"]
+    notices = [email.message_from_bytes(m)["Subject"] for _, m in queued(office)]
+    assert len(notices) == 2 and all("Virus found" in subject for subject in notices), \
+        "one notice for each transaction, none twice"
+    assert Spool(office.data / "queue").ids("hold") == []
 
 
 # ---- hostile or awkward messages at the ISP ----------------------------------------------------

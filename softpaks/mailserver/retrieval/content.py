@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from firmware.mail import extensions, scoring
 from firmware.mail.policy import Context, Order, Policy
-from firmware.mail.submit import Submission, submit
+from firmware.mail.submit import Submission
 
 
 class TryLater(Exception):
@@ -39,6 +39,10 @@ class TryLater(Exception):
 class Screened:
     message: bytes
     quarantine: tuple | None = None     # (kind, reason)
+    # What the checks asked to send (a virus notice), not yet queued: it is
+    # staged with the message, so a fetch that stops and is taken again
+    # sends it once (staging.put).
+    notices: tuple = ()
 
 
 class ContentScreen:
@@ -72,13 +76,18 @@ class ContentScreen:
         return groups
 
     def __call__(self, message: bytes, sender: str, recipients: list, peer: str) -> Screened:
+        notices = []
+
+        async def hold_notice(submission: Submission) -> str:
+            notices.append(submission)
+            return ""
         context = Context(settings=self.ctx.settings, client_ip=peer or "0.0.0.0", sender=sender,
                           recipients=list(recipients), message=message, data_size=len(message),
-                          submit=self._submit)
+                          submit=hold_notice)
         verdict = asyncio.run(self.policy.evaluate("data", context))
         if verdict is not None and verdict.code >= 500:
             kind = "virus" if verdict.check == "antivirus" else "spam"
-            return Screened(message, (kind, verdict.text))
+            return Screened(message, (kind, verdict.text), tuple(notices))
         if verdict is not None:
             raise TryLater(f"{verdict.check}: {verdict.reply}")
         # The score decides as at smtpd's end of DATA, and the same header
@@ -93,8 +102,4 @@ class ContentScreen:
                               settings["system.hostname"], context.spam_policy)
         added = "".join(f"{name}: {value}\r\n" for name, value in context.add_headers).encode()
         held = (context.quarantine_kind, context.hold_reason) if context.quarantine_kind else None
-        return Screened(added + marked, held)
-
-    async def _submit(self, submission: Submission) -> str:
-        # Notices the checks write (a virus notice) go into the queue as smtpd's do.
-        return submit(self.ctx.spool, submission, self.ctx.announce, self.ctx.settings)
+        return Screened(added + marked, held, tuple(notices))

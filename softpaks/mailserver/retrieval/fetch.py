@@ -249,11 +249,11 @@ def _take(ctx, account, uid, raw, recipients_for, trace, peer, screen):
         # so memory holds one marked copy of the message, not one per part.
         for group in screen.transactions(sender, fresh, peer):
             screened = screen(renamed, sender, group, peer)
-            yield (Submission(
+            yield staging.Part(Submission(
                 sender=sender, recipients=group, message=screened.message, origin="retrieval",
                 direction="inbound", client_address=peer, client_name=account.host,
                 helo=account.host, trace=trace, note=f"fetched from {account.name}"),
-                screened.quarantine)
+                screened.quarantine, screened.notices)
 
     def record(staged):
         seen.record_fetched(ctx.store, account.name, uid, key, fresh, ctx.now, staged=staged)

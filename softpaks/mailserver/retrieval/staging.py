@@ -22,11 +22,14 @@ message will be fetched (and quarantined) again.
 
 A message split into several transactions (content.py) stages every part
 first; the UID is recorded once, with all of their ids, and only then is
-any part released: a death in between fetches the whole message again."""
+any part released: a death in between fetches the whole message again.
+The notices the screening wrote (a virus notice) are staged with their part
+in the same way, so a message fetched again is not announced twice."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from firmware.mail.quarantine import Quarantine
@@ -42,23 +45,34 @@ def hold_reason(account: str) -> str:
     return f"being fetched from {account}; the retrieval releases it"
 
 
-def put(ctx, account: str, parts: Iterable, record: Callable[[list], None]) -> list[str]:
-    """Stages PARTS for ACCOUNT: one message split into transactions, each
-    (Submission, None) to queue or (Submission, (kind, reason)) to
-    quarantine, taken one at a time. RECORD(every id staged) records the
-    fetch once all are written, in one transaction; then the queued ones are
-    released. Returns each part's (first) id. Should PARTS raise midway, the
-    parts staged so far stay unrecorded, and settle() removes them."""
+@dataclass(frozen=True)
+class Part:
+    """One transaction of a fetched message: queued, or quarantined as
+    HELD = (kind, reason); NOTICES are queued beside it either way."""
+    submission: Submission
+    held: tuple | None = None
+    notices: tuple = ()
+
+
+def put(ctx, account: str, parts: Iterable[Part], record: Callable[[list], None]) -> list[str]:
+    """Stages PARTS for ACCOUNT, one message split into transactions, taken
+    one at a time. RECORD(every id staged) records the fetch once all are
+    written, in one transaction; then the queued ones are released. Returns
+    each part's (first) id. Should PARTS raise midway, the parts staged so
+    far stay unrecorded, and settle() removes them."""
     ids, queued, firsts = [], [], []
-    for submission, held in parts:
-        if held is None:
-            firsts.append(_queue(ctx, account, submission))
+    for part in parts:
+        if part.held is None:
+            firsts.append(_queue(ctx, account, part.submission))
             queued.append(firsts[-1])
             ids.append(firsts[-1])
         else:
-            staged = _quarantine(ctx, account, submission, *held)
+            staged = _quarantine(ctx, account, part.submission, *part.held)
             firsts.append(staged[0])
             ids += staged
+        for notice in part.notices:
+            queued.append(_queue(ctx, account, notice))
+            ids.append(queued[-1])
     record(ids)
     for qid in queued:
         _release(ctx, qid)
