@@ -5,6 +5,7 @@ fetched into a box's real spool by submit, and end to end through a running
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.utils
 import os
@@ -28,6 +29,7 @@ from softpaks.mailserver.retrieval import (Account, RetrievalContext, content, m
                                            staging)
 from softpaks.mailserver.retrieval.fetch import fetch_account, fetch_accounts
 from softpaks.mailserver.retrieval.mailbox_client import MailboxError, open_mailbox
+from softpaks.mailserver.retrieval.runner import RetrievalRunner
 from tests.support.clamd import ClamdProcess, eicar_bytes
 from tests.support.isp import Isp, IspSmtp, retrieval_process
 from tests.support.mailserver import PASSWORD, MailBox
@@ -444,6 +446,47 @@ def test_a_death_at_each_step_of_queuing_loses_and_duplicates_nothing(office, is
     assert spool.ids("hold") == [], "nothing staged is left behind"
     assert Store(office.data).db.execute(
         "SELECT COUNT(*) FROM mail_retrieval_staged").fetchone()[0] == 0
+
+
+def _runner_started_and_stopped(box):
+    # Its first look at the schedule comes after the settling: waiting on it
+    # waits for the repair, and no session was due in between.
+    runner = RetrievalRunner(box.data)
+    asyncio.run(runner.start())
+    try:
+        wait_until(lambda: runner.looks >= 1, 30, 0.05, "the retrieval runner's first look")
+    finally:
+        asyncio.run(runner.stop())
+    assert runner.sessions == 0, "a session ran: the repair was not what settled"
+
+
+@pytest.mark.parametrize("left", ["recorded, not released", "quarantined, not recorded"])
+def test_the_retrieval_service_settles_at_start_what_a_death_left_staged(office, isp, left):
+    office.cli("license", "activate", office.vendor.issue(antispam=None))
+    office.cli("antispam", "filter", "set", "content_filter=on", "default_filter=off",
+               "custom_filter=off", "heuristic=on", "action=quarantine")
+    spam = left == "quarantined, not recorded"
+    isp.drop(LOGIN, isp.message(subject=left, body=f"{GTUBE}\r\n" if spam else "hello\r\n",
+                                message_id="<left.1@outside.test>",
+                                envelope=[("Delivered-To", "bob@example.com")]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(*((seen, "record_fetched") if spam else (staging, "_release")), _die)
+        with pytest.raises(Death):
+            run(office, isp)
+    spool = Spool(office.data / "queue")
+    assert (len(spool.ids("hold")), len(Quarantine(office.data).items())) == \
+        ((0, 1) if spam else (1, 0))
+    _runner_started_and_stopped(office)
+    assert spool.ids("hold") == [] and Quarantine(office.data).items() == []
+    assert Store(office.data).db.execute(
+        "SELECT COUNT(*) FROM mail_retrieval_staged").fetchone()[0] == 0
+    if not spam:
+        assert [email.message_from_bytes(m)["Subject"] for _, m in queued(office)] == [left]
+        return
+    # Never recorded, so still at the ISP: the next session quarantines it, once.
+    result = run(office, isp)
+    assert result.ok and result.fetched == 1, result.detail
+    assert len(Quarantine(office.data).items()) == 1 and queued(office) == []
 
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"

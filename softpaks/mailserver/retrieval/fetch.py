@@ -112,6 +112,25 @@ def _lock(store, account: str):
     return handle
 
 
+def settle_left_over(ctx: RetrievalContext) -> dict:
+    """At start: settles what a death left staged for any account, so a
+    message recorded but still in the queue's hold goes out now, not at the
+    account's next session (hours away, or never if the server type changed),
+    and an unrecorded quarantine item leaves the quarantine page. An account
+    whose session is running (its lock held) is left to that session."""
+    done = {"released": 0, "removed": 0}
+    for account in seen.staged_accounts(ctx.store):
+        lock = _lock(ctx.store, account)
+        if lock is None:
+            continue
+        try:
+            for key, count in staging.settle(ctx, account).items():
+                done[key] += count
+        finally:
+            lock.close()
+    return done
+
+
 def fetch_account(ctx: RetrievalContext, account: Account, recipients_for: Callable[[bytes], list],
                   limit: int | None = None, cafile: str | None = None) -> AccountResult:
     """Fetches ACCOUNT's mailbox into the queue; at most LIMIT messages

@@ -1,7 +1,8 @@
 """The retrieval service of `gatebox run`: at each tick of the Scheduling
 page's intervals, and whenever Retrieve now was pressed, one retrieval
 session runs (session.py), on a thread of its own so that a slow ISP never
-holds up the mail stack. The clock is injectable: tests move it to the
+holds up the mail stack. At its start it settles what a death left staged
+(fetch.settle_left_over). The clock is injectable: tests move it to the
 scheduled time instead of waiting for it."""
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from pathlib import Path
 
 from firmware.config import Store
 from firmware.mail import schedule
+from firmware.mail.queue import Spool
+from firmware.mail.queue_ops import picked_up_by_rescan
 
-from . import state
+from . import RetrievalContext, state
+from .fetch import settle_left_over
 from .session import retrieve
 
 log = logging.getLogger("gatebox.retrieval")
@@ -53,6 +57,7 @@ class RetrievalRunner:
     def _main(self):
         store = Store(self.data_dir)
         try:
+            self.settle_left_over(store)
             while not self._stop.is_set():
                 try:
                     self.look(store)
@@ -61,6 +66,15 @@ class RetrievalRunner:
                 self._stop.wait(self.poll)
         finally:
             store.close()
+
+    def settle_left_over(self, store):
+        try:
+            ctx = RetrievalContext(store=store, spool=Spool(self.data_dir / "queue"),
+                                   announce=picked_up_by_rescan, settings=store.snapshot(),
+                                   now=self.clock())
+            settle_left_over(ctx)
+        except Exception:
+            log.exception("retrieval service: settling what an earlier run left staged")
 
     def look(self, store):
         """Run a session if one is due or was asked for; note the next run."""

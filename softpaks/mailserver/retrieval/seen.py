@@ -67,6 +67,12 @@ def staged(store, account: str) -> list[tuple[str, bool]]:
         [account])]
 
 
+def staged_accounts(store) -> list[str]:
+    """The accounts with anything staged: what a death left, or a session under way."""
+    return [account for (account,) in store.db.execute(
+        "SELECT DISTINCT account FROM mail_retrieval_staged ORDER BY account")]
+
+
 def forget_staged(store, qids):
     if qids:
         with transaction(store.db):
