@@ -2,11 +2,15 @@
 
 import json
 import stat
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 from firmware.system.usb import offers
 from firmware.system.usb.watch import is_usb_filesystem
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "GATEBOX-ABCDE-FGHJK-MNPQR-STVWX-YZ012-3456*"
 
 
@@ -78,3 +82,21 @@ def test_signature_files_on_a_stick_are_offered_for_the_antivirus_softpak(tmp_pa
         ("signatures", "clamav/daily-27501.cdiff"), ("signatures", "clamav/daily.cvd"),
         ("signatures", "clamav/main.cld"), ("signatures", "clamav/office.cud")]
     assert {o.kind for o in found} <= set(offers.SOFTPAK_KINDS)
+
+
+def test_the_watcher_service_runs_the_module_alone_not_every_command():
+    # It stays resident for as long as the box runs: the `gatebox` command
+    # would load every command's modules with it (settings, licensing, mail).
+    unit = (ROOT / "rootfs-overlay/usr/lib/systemd/system/gatebox-usb.service").read_text()
+    [start] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert start.split()[1:] == ["-m", "firmware.system.usb.watch", "--data", "/data"]
+    shown = subprocess.run(
+        [sys.executable, "-c", "import sys, runpy\n"
+         "try:\n    runpy.run_module('firmware.system.usb.watch', run_name='__main__')\n"
+         "except SystemExit:\n    pass\nprint(' '.join(sorted(sys.modules)))", "--help"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert "--data DATA" in shown.stdout, shown.stderr
+    modules = shown.stdout.split()
+    heavy = [m for m in modules if m.split(".")[0] in ("click", "sqlite_utils", "cryptography")
+             or m.startswith(("firmware.config", "firmware.cli", "firmware.mail"))]
+    assert "firmware.system.usb.watch" in modules and heavy == []
