@@ -7,7 +7,11 @@ under the base DN, then replaces the whole list in one transaction. A sync
 that fails keeps the previous list: a directory down for an hour must not
 turn every recipient into an unknown one. The ldap_sync row (one row, id 1)
 says when it was last tried, when it last worked, how many addresses it
-holds and the last error, for the page and for is_due()."""
+holds and the last error, for the page and for is_due().
+
+ldap3 is imported by the functions that talk to the directory, not with the
+module: smtpd and the web admin load this module whether or not the office
+uses LDAP, and ldap3's hundred modules cost each of them about 10 MB."""
 
 from __future__ import annotations
 
@@ -18,9 +22,6 @@ import ssl
 import time
 from dataclasses import dataclass
 
-import ldap3
-from ldap3.core import exceptions as ldap_errors
-from ldap3.utils.dn import parse_dn
 
 from firmware.config import Store, transaction
 from firmware.config.types import Invalid, is_hostname, split_host_port
@@ -66,6 +67,8 @@ def base_dn(domain: str) -> str:
     if forbidden_characters(text.replace(" ", "")):
         raise ValueError(f"the LDAP Domain {text!r} holds control characters")
     if "=" in text:
+        from ldap3.core import exceptions as ldap_errors
+        from ldap3.utils.dn import parse_dn
         try:
             parse_dn(text)
         except ldap_errors.LDAPInvalidDnError:
@@ -181,12 +184,15 @@ def _reason(error: Exception) -> str:
 
 
 def _timed_out(error: Exception) -> bool:
+    from ldap3.core import exceptions as ldap_errors
     return isinstance(error, ldap_errors.LDAPResponseTimeoutError) or \
         "timed out" in _reason(error).lower()
 
 
 def _read_directory(settings, timeout: float) -> tuple[set[str], bool]:
     """(addresses, whether the list was capped) or SyncFailed."""
+    import ldap3
+    from ldap3.core import exceptions as ldap_errors
     host, port, security = _endpoint(settings)
     try:
         search_base = base_dn(settings["email.ldap_domain"])
