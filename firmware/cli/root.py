@@ -3,6 +3,7 @@ directory and, opened on first use, its settings store."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
@@ -32,16 +33,32 @@ class GateboxGroup(click.Group):
     """The core's commands plus those every installed SoftPak adds through
     the gatebox_cli_commands hook, licensed or not: unlicensed, a SoftPak's
     command says so instead of vanishing. The SoftPaks are asked only when a
-    command is looked up, not when this module is imported."""
+    command is looked up, not when this module is imported. The core's own
+    commands come from LAZY_COMMANDS (name -> module of firmware.cli), each
+    module imported when one of its commands is looked up."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: dict[str, str] = {}
 
     def _softpak_commands(self) -> dict:
         return {command.name: command for command in plugins.registry().cli_commands}
 
+    def _core_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is None and name in self.lazy_commands:
+            module = importlib.import_module(f"{__package__}.{self.lazy_commands[name]}")
+            for each in module.COMMANDS:
+                self.add_command(each)
+            command = super().get_command(ctx, name)
+        return command
+
     def list_commands(self, ctx):
-        return sorted(set(super().list_commands(ctx)) | set(self._softpak_commands()))
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands)
+                      | set(self._softpak_commands()))
 
     def get_command(self, ctx, name):
-        return super().get_command(ctx, name) or self._softpak_commands().get(name)
+        return self._core_command(ctx, name) or self._softpak_commands().get(name)
 
 
 @click.group(cls=GateboxGroup)
