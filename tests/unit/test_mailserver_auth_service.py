@@ -169,3 +169,31 @@ def test_a_login_that_waited_too_long_for_a_turn_is_answered_unchecked(client, m
     assert late.returncode == checkpassword.TEMPORARY_FAILURE
     assert checked == ["bob"] * auth_service.CONCURRENT, "carol's password was never checked"
     assert [a.returncode for a in answers] == [0] * auth_service.CONCURRENT
+
+
+def test_a_request_not_sent_in_time_is_a_temporary_failure_and_the_wait_counts_from_it(
+        service, client, monkeypatch):
+    # One budget from the connection: a login that took its time to send its
+    # request has that much less to wait for a turn.
+    monkeypatch.setattr(auth_service, "REQUEST_SECONDS", 0.5)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(str(service.socket_path))
+        sock.sendall(b"127.0.0.1\0imap\0bob\0")    # and never the rest, nor its end
+        answer = b"".join(iter(lambda: sock.recv(4096), b""))
+    assert answer.decode() == checkpassword.reply_script(checkpassword.TEMPORARY_FAILURE)
+    monkeypatch.setattr(auth_service, "REQUEST_SECONDS", 30.0)
+    monkeypatch.setattr(auth_service, "WAIT_SECONDS", 1.0)
+    checked = []
+    real = checkpassword.check
+    monkeypatch.setattr(checkpassword, "check", lambda *args: checked.append(args[1]) or real(*args))
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(str(service.socket_path))
+        time.sleep(1.5)    # the sending takes longer than the whole wait allows
+        sock.sendall(f"127.0.0.1\0imap\0bob\0{PASSWORD}\0".encode())
+        sock.shutdown(socket.SHUT_WR)
+        answer = b"".join(iter(lambda: sock.recv(4096), b""))
+    assert answer.decode() == checkpassword.reply_script(checkpassword.TEMPORARY_FAILURE)
+    assert checked == [], "a login past its budget is never checked"
+    assert login(client, "bob", PASSWORD).returncode == 0, "a prompt one still is"
