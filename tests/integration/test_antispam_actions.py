@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import email
 import email.policy
-import re
 import smtplib
-import sqlite3
 
 import pytest
 
 from firmware.mail.quarantine import Quarantine
-from tests.support.box import wait_until_idle
+from tests.support.box import wait_reloaded, wait_until_idle
 from tests.support.dnsmasq import DnsServer
 from tests.support.net import wait_until
 from tests.support.sink import SmtpSink
@@ -33,7 +31,6 @@ from tests.support.sink import SmtpSink
 CLIENT = "127.0.0.5"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 SENDER = "someone@outside.test"
-_RELOADED = re.compile(r"settings reloaded \(generation (\d+)\)")
 
 
 @pytest.fixture
@@ -95,15 +92,6 @@ def send(box, data: bytes, recipients=("bob@example.com",)):
         return replies, done
     finally:
         client.close()
-
-
-def reloaded(box, processes: int = 2):
-    """Until smtpd and the queue manager have both reloaded the database's
-    generation (the log line does not say which process wrote it)."""
-    with sqlite3.connect(box.data / "gatebox.db") as db:
-        wanted = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-    wait_until(lambda: sum(int(g) >= wanted for g in _RELOADED.findall(box.log())) >= processes,
-               20, 0.1, f"the box to reload generation {wanted}")
 
 
 def delivered(lan, count: int) -> list[email.message.Message]:
@@ -191,7 +179,7 @@ def test_a_user_record_overrides_the_domain_and_the_server(box, lan):
                "carol's message in the quarantine")
     # Clearing bob's record while the box runs: the domain's applies to him on the next message.
     box.cli("antispam", "filter", "clear", "--user", "bob")
-    reloaded(box)
+    wait_reloaded(box)
     assert send(box, spam(3))[1][0] == 250
     wait_until(lambda: len(Quarantine(box.data).items("spam")) == 2, 20, 0.2,
                "bob's next message quarantined")

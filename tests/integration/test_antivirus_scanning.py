@@ -29,7 +29,7 @@ import pytest
 
 from firmware.mail.quarantine import Quarantine
 from softpaks.antivirus import paths
-from tests.support.box import wait_until_idle
+from tests.support.box import wait_reloaded, wait_until_idle
 from tests.support.clamd import ClamdProcess, eicar_bytes
 from tests.support.net import wait_until
 
@@ -38,7 +38,6 @@ OUTSIDE_SENDER, LOCAL_SENDER = "bob@outside.test", "boss@example.com"
 RECIPIENT, OTHER_LOCAL, FOREIGN = "jane@example.com", "sam@example.com", "ann@elsewhere.test"
 ADMIN = "it@example.com"
 VIRUS_FOUND = re.compile(r"^5\.7\.1 Message rejected: virus found \(.+\)$")
-_RELOADED = re.compile(r"settings reloaded \(generation (\d+)\)")
 
 
 # ---- messages ---------------------------------------------------------------------------
@@ -138,10 +137,8 @@ def notices(lan_server) -> list:
 
 def reconfigure(box, **settings):
     """Set, then wait until the running box has reloaded them."""
-    before = len(_RELOADED.findall(box.log()))
     box.configure(**settings)
-    wait_until(lambda: len(_RELOADED.findall(box.log())) > before, 30, 0.1,
-               "the box to reload its settings")
+    wait_reloaded(box)
 
 
 # ---- the tests ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from firmware.system import tls
+from tests.support.box import wait_reloaded
 from tests.support.net import wait_until
 from tests.support.sink import RecordingServer
 from tests.support.tools import require
@@ -124,7 +125,7 @@ def test_message_size_limit_follows_the_setting_without_restart(make_box, sink):
         assert client.esmtp_features["size"] == str(10 * 1024 * 1024)
         client.sendmail("a@example.com", ["bob@example.com"], "Subject: big\r\n\r\n" + body)
     box.configure(**{"email.max_message_size_mb": "1"})
-    wait_until(lambda: "settings reloaded" in box.log(), what="settings reload")
+    wait_reloaded(box)
     with smtplib.SMTP(box.host, box.smtp_port, timeout=30) as client:
         client.ehlo("client.test")
         assert client.esmtp_features["size"] == str(1024 * 1024)
@@ -164,7 +165,7 @@ def test_underscore_helo_follows_the_setting(make_box, sink):
         code, reply = client.ehlo("file_server.office.lan")
         assert code == 501 and b"underscores" in reply
     box.configure(**{"email.allow_nonstandard_helo": "on"})
-    wait_until(lambda: "settings reloaded" in box.log(), what="settings reload")
+    wait_reloaded(box)
     with smtplib.SMTP(box.host, box.smtp_port, timeout=10) as client:
         code, _ = client.ehlo("file_server.office.lan")
         assert code == 250
@@ -291,7 +292,7 @@ def test_ehlo_offers_the_extensions_a_gateway_needs(make_box, sink):
         code, reply = client.docmd("RCPT TO:<bob@example.com>")
         assert (code, reply[:5]) == (503, b"5.5.1"), "every reply carries an enhanced status code"
     box.configure(**{"email.allow_client_auth": "off"})
-    wait_until(lambda: "settings reloaded" in box.log(), what="settings reload")
+    wait_reloaded(box)
     with smtplib.SMTP(box.host, box.smtp_port, timeout=10, local_hostname="pc.office.lan") as client:
         client.ehlo()
         assert not client.has_extn("auth")

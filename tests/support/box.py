@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +111,20 @@ class Box:
 
     def pending(self) -> list[str]:
         return [qid for state in PENDING_STATES for qid in self.queue_ids(state)]
+
+
+_RELOADED = re.compile(r"settings reloaded \(generation (\d+)\)")
+
+
+def wait_reloaded(box: Box, processes: int = 2, timeout: float = 30.0):
+    """Until smtpd and the queue manager have both reloaded the database's
+    generation as it is now (the log line does not say which process wrote
+    it). Any reload line would do for none of this: one of an earlier
+    change may be written just after the new one was made."""
+    with sqlite3.connect(box.data / "gatebox.db") as db:
+        wanted = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    wait_until(lambda: sum(int(g) >= wanted for g in _RELOADED.findall(box.log())) >= processes,
+               timeout, 0.1, f"the box to reload generation {wanted}")
 
 
 def wait_until_idle(*boxes: Box, timeout: float = 30.0):
