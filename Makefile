@@ -42,7 +42,7 @@ dev: venv
 
 # The whole suite, the QEMU system tests of the image included.
 test: deps image
-	$(PY) -m pytest -q -p no:cacheprovider --durations=25 tests
+	tests/run-lanes $(PY)
 
 # The fast lane: unit and in-process tests (tests/unit, the policy chain
 # through an in-process smtpd included); no image, no QEMU, no browser.
