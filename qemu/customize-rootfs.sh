@@ -21,6 +21,7 @@ in_root /opt/gatebox/venv/bin/pip install -q --no-cache-dir --disable-pip-versio
     --no-index --find-links /tmp/wheels gatebox
 in_root /opt/gatebox/venv/bin/pip uninstall -q -y pip setuptools
 ln -s /opt/gatebox/venv/bin/gatebox "$root/usr/bin/gatebox"
+ln -s /opt/gatebox/venv/bin/gatebox-usb-watch "$root/usr/bin/gatebox-usb-watch"
 # The license signing key this build trusts, where the firmware looks for
 # vendor keys (read-only, like the rest of the root).
 trusted=$(in_root /opt/gatebox/venv/bin/python -c \

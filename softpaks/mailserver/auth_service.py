@@ -111,23 +111,34 @@ class AuthService:
         finally:
             self._turns.release()
 
+    @staticmethod
+    async def _request(reader: asyncio.StreamReader, connected: float) -> bytes | None:
+        """The request up to its end, None when it did not come in time."""
+        try:
+            async with asyncio.timeout_at(connected + REQUEST_SECONDS):
+                request = await reader.read(REQUEST_LIMIT + 1)
+                while len(request) <= REQUEST_LIMIT and (more := await reader.read(
+                        REQUEST_LIMIT + 1 - len(request))):
+                    request += more
+        except asyncio.TimeoutError:
+            return None
+        if len(request) > REQUEST_LIMIT:
+            raise ValueError("checkpassword request too long")
+        return request
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         connected = asyncio.get_running_loop().time()
         try:
             try:
-                async with asyncio.timeout_at(connected + REQUEST_SECONDS):
-                    request = await reader.read(REQUEST_LIMIT + 1)
-                    while len(request) <= REQUEST_LIMIT and (more := await reader.read(
-                            REQUEST_LIMIT + 1 - len(request))):
-                        request += more
-                if len(request) > REQUEST_LIMIT:
-                    raise ValueError("checkpassword request too long")
-                client_ip, service, user, password = parse(request)
-                outcome = await self._check_in_turn(user, password, client_ip, service, connected)
-            except asyncio.TimeoutError:
-                log.warning("checkpassword: the request was not sent within %gs of connecting: "
-                            "answered as a temporary failure", REQUEST_SECONDS)
-                outcome = checkpassword.TEMPORARY_FAILURE
+                request = await self._request(reader, connected)
+                if request is None:
+                    log.warning("checkpassword: the request was not sent within %gs of "
+                                "connecting: answered as a temporary failure", REQUEST_SECONDS)
+                    outcome = checkpassword.TEMPORARY_FAILURE
+                else:
+                    client_ip, service, user, password = parse(request)
+                    outcome = await self._check_in_turn(user, password, client_ip, service,
+                                                        connected)
             except Exception as error:  # whatever it is, the login is tried again later
                 log.warning("checkpassword: %s: %s", type(error).__name__, error)
                 outcome = checkpassword.TEMPORARY_FAILURE

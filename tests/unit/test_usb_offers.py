@@ -4,6 +4,7 @@ import json
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -89,11 +90,14 @@ def test_the_watcher_service_runs_the_module_alone_not_every_command():
     # would load every command's modules with it (settings, licensing, mail).
     unit = (ROOT / "rootfs-overlay/usr/lib/systemd/system/gatebox-usb.service").read_text()
     [start] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
-    assert start.split()[1:] == ["-m", "firmware.system.usb.watch", "--data", "/data"]
+    assert start.split() == ["ExecStart=/usr/bin/gatebox-usb-watch", "--data", "/data"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["gatebox-usb-watch"] == "firmware.system.usb.watch:main"
     shown = subprocess.run(
-        [sys.executable, "-c", "import sys, runpy\n"
-         "try:\n    runpy.run_module('firmware.system.usb.watch', run_name='__main__')\n"
-         "except SystemExit:\n    pass\nprint(' '.join(sorted(sys.modules)))", "--help"],
+        # What the console script does: import the module, call main.
+        [sys.executable, "-c", "import sys\nfrom firmware.system.usb.watch import main\n"
+         "try:\n    main()\nexcept SystemExit:\n    pass\nprint(' '.join(sorted(sys.modules)))",
+         "--help"],
         capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert "--data DATA" in shown.stdout, shown.stderr
     modules = shown.stdout.split()

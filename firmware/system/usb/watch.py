@@ -4,7 +4,7 @@ under /run/gatebox/usb/<name>, scan it and record its offers; when it goes,
 unmount it and drop them.
 
 It runs for as long as the box does, so gatebox-usb.service starts it as
-`python -m firmware.system.usb.watch --data /data`: the `gatebox` command
+`gatebox-usb-watch --data /data` (main below): the `gatebox` command
 loads every command's modules (about 49 MB resident), this module alone
 about 19 MB, which a 256 MB box feels."""
 
@@ -75,7 +75,7 @@ def watch(data: Path) -> None:
 
 def main(argv=None) -> None:
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m firmware.system.usb.watch",
+    parser = argparse.ArgumentParser(prog="gatebox-usb-watch",
                                      description="Mount inserted USB sticks read-only and record "
                                                  "what they offer (runs as root).")
     parser.add_argument("--data", type=Path, default=Path("/data"), help="data directory")

@@ -126,6 +126,8 @@ def settle_left_over(ctx: RetrievalContext) -> dict:
         try:
             for key, count in staging.settle(ctx, account).items():
                 done[key] += count
+        except Exception:   # one account's trouble must not leave the others unsettled
+            log.exception("%s: settling what an earlier retrieval left staged", account)
         finally:
             lock.close()
     return done
