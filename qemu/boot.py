@@ -76,10 +76,15 @@ def kvm_boots(image: Path, arch: str = "x86_64", seconds: float = 20.0) -> bool:
     return works
 
 
+# Looked up before any fork: a child forked from a threaded test process
+# must not dlopen (another thread may have held the loader's lock).
+_PRCTL = ctypes.CDLL(None).prctl
+
+
 def _die_with_parent():
     """QEMU must not outlive the test or tool that started it."""
     pr_set_pdeathsig = 1
-    ctypes.CDLL(None).prctl(pr_set_pdeathsig, 9)
+    _PRCTL(pr_set_pdeathsig, 9)
 
 
 def free_port() -> int:

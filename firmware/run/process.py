@@ -11,6 +11,10 @@ import signal
 import sys
 
 _PR_SET_PDEATHSIG = 1
+# Looked up at import, in the parent: die_with_parent runs in a child forked
+# from a threaded process, which must not dlopen (another thread may have
+# held the loader's lock at the fork).
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
 _M_MMAP_THRESHOLD = -3
 LARGE_BUFFER = 128 * 1024
 
@@ -60,8 +64,7 @@ async def stop_tasks(tasks):
 def die_with_parent():
     """preexec_fn for children: the kernel kills them when their parent dies,
     so nothing keeps serving a box that is down."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 async def stop_child(process, seconds: float):

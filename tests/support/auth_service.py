@@ -37,15 +37,22 @@ def running_auth_service(data_dir):
             service.directory.rmdir()
 
 
+# Puts the request (stdin) on fd 3, where Dovecot puts it, then runs the client.
+# Not a preexec_fn: the storm test logs in from twenty threads at once, and a
+# child forked from a threaded process can deadlock before exec, leaving
+# Popen waiting on it for good (it once stopped the suite for 300 s).
+ON_FD_3 = 'exec 3<&0 </dev/null; exec "$@"'
+
+
 def login(client, user: str, password: str, env=None, reply=PRINT_FIELDS, request=None):
     """Runs the client program as Dovecot does; the CompletedProcess."""
     read_fd, write_fd = os.pipe()
     os.write(write_fd, request if request is not None else f"{user}\0{password}\0".encode())
     os.close(write_fd)
     try:
-        return subprocess.run([str(client), *reply], pass_fds=(read_fd, 3),
-                              preexec_fn=lambda: os.dup2(read_fd, 3), capture_output=True,
-                              text=True, env={"SERVICE": "imap", **(env or {})}, timeout=60)
+        return subprocess.run(["/bin/sh", "-c", ON_FD_3, "sh", str(client), *reply],
+                              stdin=read_fd, capture_output=True, text=True,
+                              env={"SERVICE": "imap", **(env or {})}, timeout=60)
     finally:
         os.close(read_fd)
 
