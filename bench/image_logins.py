@@ -10,7 +10,8 @@ thrashing looks like), and whether the kernel killed anything for memory.
 
 The box is set up as an office would, in the web admin (Chromium): the
 first-boot setup, the Mail Server license, the two users, and the server type
-Stand-alone. Writes bench/results/image-logins-<arch>.json."""
+Stand-alone. Writes bench/results/image-logins-<arch>.json, and the guest's
+console beside it (image-logins-console-<arch>.txt)."""
 
 from __future__ import annotations
 
@@ -97,6 +98,22 @@ def storm(machine: boot.Machine, logins: int) -> dict:
     }
 
 
+def oom_task_tables(console: str) -> list[list[str]]:
+    """The kernel's table of every task at each OOM kill (vm.oom_dump_tasks):
+    which processes held the memory, in pages (rss) and bytes (pgtables)."""
+    tables, current = [], None
+    for line in console.splitlines():
+        text = line.split("] ", 1)[-1].strip() if line.lstrip().startswith("[") else line.strip()
+        if text.startswith("Tasks state (memory values in pages)"):
+            current = []
+            tables.append(current)
+        elif current is not None and text.startswith("["):
+            current.append(text)
+        elif current is not None and current:
+            current = None
+    return tables
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="x86_64")
@@ -123,9 +140,13 @@ def main(argv=None) -> int:
                "health_at_boot": health.strip(), "rounds": rounds,
                "out_of_memory_kills": console.count("Out of memory: Killed process"),
                "out_of_memory_lines": [line.strip() for line in console.splitlines()
-                                       if "Out of memory" in line or "invoked oom-killer" in line]}
+                                       if "Out of memory" in line or "invoked oom-killer" in line],
+               "out_of_memory_tasks": oom_task_tables(console)}
     out = TOP / "bench" / "results" / f"image-logins-{args.arch}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    # The whole console, for what the figures do not say (the kernel's
+    # memory report at a kill, the services' own lines).
+    out.with_name(f"image-logins-console-{args.arch}.txt").write_text(console)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     print(f"{args.logins} IMAP logins at once in a {args.memory} MB guest ({machine.accel}): "

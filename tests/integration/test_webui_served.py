@@ -7,6 +7,8 @@ import signal
 import socket
 import ssl
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -14,7 +16,7 @@ from cryptography import x509
 
 from firmware.system import tls
 from tests.integration.test_license_online import service, tls_files  # noqa: F401 (fixtures)
-from tests.support.box import GATEBOX, Box
+from tests.support.box import GATEBOX, Box, child_pids
 from tests.support.net import free_port, wait_until
 
 PASSWORD = "integration password"
@@ -203,3 +205,37 @@ def test_first_boot_setup_needs_the_code_gatebox_setup_code_prints(tmp_path, box
         assert box.cli("setup-code", "--if-needed").stdout == ""
     finally:
         box.stop()
+
+
+def _resident_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def _web_worker(box) -> int:
+    """gunicorn's worker: the child of the web admin's master, itself a
+    child of `gatebox run`."""
+    for master in child_pids(box.process.pid):
+        if b"gunicorn" in Path(f"/proc/{master}/cmdline").read_bytes():
+            workers = child_pids(master)
+            assert len(workers) == 1, workers
+            return workers[0]
+    raise AssertionError("no gunicorn master under gatebox run")
+
+
+def test_concurrent_sign_ins_leave_the_web_admin_no_larger(web_box):
+    """Each sign-in's scrypt takes 16 MiB. They go back to the system when
+    done: four at once, twice over, keep the worker within a few MB of where
+    it was (it kept some 16 MiB per thread that had hashed, 64 MB here)."""
+    web_box.start()
+    _signed_in_session(web_box).close()   # the first pages' imports, caches and session
+    worker = _web_worker(web_box)
+    before = _resident_kib(worker)
+    for _ in range(2):
+        with ThreadPoolExecutor(4) as pool:
+            for session in pool.map(lambda _n: _signed_in_session(web_box), range(4)):
+                session.close()
+    grown_mib = (_resident_kib(worker) - before) / 1024
+    assert grown_mib < 12, f"the web admin's worker grew by {grown_mib:.0f} MiB"
