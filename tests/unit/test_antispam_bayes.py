@@ -8,10 +8,11 @@ import asyncio
 import os
 import sqlite3
 import subprocess
+import time
 
 import pytest
 
-from firmware.mail.policy import Context, Symbol
+from firmware.mail.policy import Context, Policy, Symbol
 from softpaks.antispam import bayes
 from softpaks.antispam.bayes import check, classify, sieve, spool, tokens
 from softpaks.antispam.bayes import store as bayes_store
@@ -44,6 +45,7 @@ def box(store):
     store.set_many({"email.domain": "example.com", "antispam.content_filter": "on"})
     yield store
     bayes_store.for_data(store.data_dir).close()
+    bayes_store.for_data(store.data_dir, read_only=True).close()
 
 
 # ---- tokens ---------------------------------------------------------------------------
@@ -187,6 +189,10 @@ def teach(store, corpus, count):
 
 def test_it_abstains_until_enough_of_both_were_learnt(box):
     corpus = Corpus(21)
+    ctx = data_ctx(box, corpus.spam())
+    assert run_check(check.bayes_check(box), ctx) is None
+    assert ctx.results[("bayes", "not_ready")] == 1      # nothing learnt, no database yet
+    assert not bayes_store.path_of(box.data_dir).exists()
     teach(box, corpus, 20)
     made = check.bayes_check(box)
     ctx = data_ctx(box, corpus.spam())
@@ -222,6 +228,38 @@ def test_the_check_scores_only_filtered_inbound_mail(box, change):
     ctx.whitelisted = change == "whitelisted"
     run_check(made, ctx)
     assert bayes_symbols(ctx) == []
+
+
+def test_a_locked_database_skips_the_layer_at_once_and_the_classifier_never_writes(box):
+    corpus = Corpus(23)
+    teach(box, corpus, 5)
+    box.set_many({"antispam.bayes_min_spam": "5", "antispam.bayes_min_ham": "5"})
+    policy = Policy([check.bayes_check(box)])
+    reader = bayes_store.for_data(box.data_dir, read_only=True)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.db.execute("DELETE FROM tokens")
+    # WAL readers wait for nobody, except a connection in exclusive locking
+    # mode, which must be the only one to take its lock.
+    bayes_store.for_data(box.data_dir).close()
+    reader.close()
+    holder = sqlite3.connect(bayes_store.path_of(box.data_dir), isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE totals SET spam = spam WHERE id = 1")
+    holder.execute("COMMIT")
+    try:
+        ctx = data_ctx(box, corpus.spam())
+        started = time.monotonic()
+        assert asyncio.run(policy.evaluate("data", ctx)) is None
+        waited = time.monotonic() - started
+    finally:
+        holder.close()
+    assert [s.name for s in ctx.symbols] == ["BAYES_ERROR"]
+    # The writers' busy timeout is 10 s; the classifier on the event loop gives up far sooner.
+    assert waited < bayes_store.BUSY_MS / 1000 / 2
+    ctx = data_ctx(box, corpus.spam())
+    asyncio.run(policy.evaluate("data", ctx))
+    assert bayes_symbols(ctx) and bayes_symbols(ctx)[0].score > 0
 
 
 # ---- auto-learn --------------------------------------------------------------------------

@@ -73,10 +73,7 @@ class AuthenticationCheck:
         arc_names = arc.key_names(message) if do_arc else []
         names = dkim_verify.key_names(sigs) + (arc_names or [])
         domain, from_problem = dmarc.author_domain(message)
-        fetch = dns_txt.fetch_all(ctx.resolver, settings, names)
-        policy = (dmarc.discover(ctx.resolver, settings, domain) if domain
-                  else asyncio.sleep(0, (None, "")))
-        fetched, (record, dmarc_failure) = await asyncio.gather(fetch, policy)
+        fetched, (record, dmarc_failure) = await self._lookups(ctx, names, domain)
         if sigs or (do_arc and arc.present(message)):
             # The body hashes cover every octet: a large message is read
             # back whole from its file for them (message_data.whole).
@@ -95,6 +92,18 @@ class AuthenticationCheck:
                             for r in results if r.result == "temperror"), "")
         return await self._dmarc(ctx, domain, from_problem, record, dmarc_failure, passes,
                                  arc_outcome[0], enforce and do_dkim and verified, key_trouble)
+
+    @staticmethod
+    async def _lookups(ctx: Context, names, domain: str):
+        """(the keys fetched, (the DMARC record, its failure)), asked at once.
+        Most mail is unsigned: then the policy alone, without the tasks of a gather."""
+        resolver, settings = ctx.resolver, ctx.settings
+        if not domain:
+            return await dns_txt.fetch_all(resolver, settings, names), (None, "")
+        if not names:
+            return {}, await dmarc.discover(resolver, settings, domain)
+        return await asyncio.gather(dns_txt.fetch_all(resolver, settings, names),
+                                    dmarc.discover(resolver, settings, domain))
 
     @staticmethod
     def _verify(message, sigs, arc_names, fetched, do_arc):

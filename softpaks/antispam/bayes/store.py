@@ -28,6 +28,10 @@ from pathlib import Path
 
 DB_NAME = "bayes.db"
 BUSY_MS = 10_000
+# The reader smtpd classifies with runs on its event loop: a database that
+# stays locked longer than this fails the read, and the layer is skipped for
+# that message, rather than hold every session of the box.
+READ_BUSY_MS = 100
 _FIRST, _COUNTS = operator.itemgetter(0), operator.itemgetter(1, 2)
 BATCH = 500                 # host parameters per statement, well under SQLite's limit
 DAY = 86400
@@ -82,14 +86,17 @@ class BayesStore:
     connection, closed when the thread ends (its thread-local goes, and
     only a weak reference is kept for close())."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, read_only: bool = False):
         self.path = path_of(data_dir)
+        self.read_only = read_only
         self._local = threading.local()
         self._lock = threading.Lock()
         self._schema_done = False
         self._connections: weakref.WeakSet = weakref.WeakSet()
 
     def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._open_reader()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None,
                              check_same_thread=False)
@@ -123,6 +130,19 @@ class BayesStore:
         except OSError:
             pass
         return db
+
+    def _open_reader(self) -> sqlite3.Connection:
+        """The classifier's connection: it never creates or changes the file
+        (the writers do, and WAL mode persists in it) and waits at most
+        READ_BUSY_MS for a lock."""
+        db = sqlite3.connect(self.path, timeout=READ_BUSY_MS / 1000, isolation_level=None,
+                             check_same_thread=False)
+        db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+        db.execute("PRAGMA query_only = ON")
+        return db
+
+    def exists(self) -> bool:
+        return self.path.exists()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -239,22 +259,24 @@ class BayesStore:
         self.db.execute("VACUUM")
 
 
-_stores: dict[Path, BayesStore] = {}
+_stores: dict[tuple[Path, bool], BayesStore] = {}
 _stores_lock = threading.Lock()
 # Each message asks for its store: the name it was asked by is remembered, so
 # the path is resolved (several system calls) once per name, not per message.
-_by_name: dict[str, BayesStore] = {}
+_by_name: dict[tuple[str, bool], BayesStore] = {}
 
 
-def for_data(data_dir) -> BayesStore:
-    """The process's BayesStore for a data directory."""
-    found = _by_name.get(str(data_dir))
+def for_data(data_dir, read_only: bool = False) -> BayesStore:
+    """The process's BayesStore for a data directory; read_only: the one that
+    classifies, which only reads and waits at most READ_BUSY_MS for a lock."""
+    name = (str(data_dir), read_only)
+    found = _by_name.get(name)
     if found is not None:
         return found
-    key = path_of(data_dir).resolve()
+    key = (path_of(data_dir).resolve(), read_only)
     with _stores_lock:
         found = _stores.get(key)
         if found is None:
-            found = _stores[key] = BayesStore(data_dir)
-        _by_name[str(data_dir)] = found
+            found = _stores[key] = BayesStore(data_dir, read_only)
+        _by_name[name] = found
         return found

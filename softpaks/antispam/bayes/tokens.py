@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from itertools import islice, zip_longest
 
 from .. import message_text
 
@@ -34,30 +35,28 @@ _ADDRESS = re.compile(r"[\w.+-]{1,64}@([\w-]{1,63}(?:\.[\w-]{1,63}){0,10})", re.
 
 
 def _words(text: str, limit: int) -> list[str]:
-    words = []
-    for match in _WORD.finditer(text):
-        word = match.group(0).lower().strip(".-'")
-        if not word:
-            continue
-        if len(word) > MAX_WORD:
-            word = f"long:{word[:3]}{len(word) // 10}"
-        words.append(word)
-        if len(words) >= limit:
-            break
+    # One pass of C per step, not a Python step per word: a word has no
+    # space in it, so the words are lower-cased together. (A word begins and
+    # ends with a letter or digit, or is one symbol: nothing to strip.)
+    found = _WORD.findall(text)[:limit]
+    if not found:
+        return []
+    words = " ".join(found).lower().split(" ")
+    if max(map(len, words)) > MAX_WORD:
+        words = [w if len(w) <= MAX_WORD else f"long:{w[:3]}{len(w) // 10}" for w in words]
     return words
 
 
+_GAPS = tuple(" ?" * (distance - 1) + " " for distance in range(1, WINDOW))
+
+
 def osb(words: list[str], prefix: str = "") -> list[str]:
-    """The word itself and its sparse pairs within WINDOW, prefixed."""
-    found = []
-    for i, word in enumerate(words):
-        found.append(prefix + word)
-        for distance in range(1, WINDOW):
-            if i + distance >= len(words):
-                break
-            gap = " ?" * (distance - 1)
-            found.append(f"{prefix}{word}{gap} {words[i + distance]}")
-    return found
+    """The word itself and its sparse pairs within WINDOW, prefixed: each
+    word, then its pairs with the next four, in that order."""
+    heads = [prefix + word for word in words] if prefix else words
+    columns = [heads] + [[f"{head}{gap}{word}" for head, word in zip(heads, words[distance:])]
+                         for distance, gap in enumerate(_GAPS, 1)]
+    return [token for row in zip_longest(*columns) for token in row if token is not None]
 
 
 def token_texts(message: bytes) -> list[str]:
@@ -67,13 +66,11 @@ def token_texts(message: bytes) -> list[str]:
 
 def view_token_texts(view: message_text.MessageView) -> list[str]:
     """token_texts of a message already parsed (the data stage's rules parsed it)."""
+    # Each token once, in the order first found; the first MAX_TOKENS are kept.
     found: dict[str, None] = {}
 
     def add(items):
-        for item in items:
-            if len(found) >= MAX_TOKENS:
-                return
-            found.setdefault(item, None)
+        found.update(dict.fromkeys(items))
 
     for name, value in view.headers:
         key = name.lower()
@@ -84,11 +81,14 @@ def view_token_texts(view: message_text.MessageView) -> list[str]:
             add(f"{key}:domain:{d.lower()}" for d in _ADDRESS.findall(value))
         add(osb(_words(value, 64), f"{key}:"))
     body = (view.text + "\n" + view.html_text)[:MAX_BODY_CHARS]
-    add(f"url:{host.lower().rstrip('.')}" for host in _URL.findall(view.text + " " + view.html))
+    # A case-blind pattern is scanned at every octet; most text has no URL at all.
+    for text in (view.text, view.html):
+        if "://" in text:
+            add(f"url:{host.lower().rstrip('.')}" for host in _URL.findall(text))
     add(f"url:{_host(href)}" for _, href in view.links if _host(href))
     add(f"attachment:{name.lower()[-8:]}" for name in view.attachments)
     add(osb(_words(body, MAX_TOKENS)))
-    return list(found)
+    return list(islice(found, MAX_TOKENS))
 
 
 def _host(href: str) -> str:
