@@ -8,6 +8,12 @@ may answer differently) when they change, so a settings change needs no
 restart. Each query has a time budget; a timeout or a server failure is a
 DnsFailure, which the policy chain turns into 451 4.4.3.
 
+Answers, NXDOMAIN and NODATA are remembered by name and type for as long
+as dnspython's own cache keeps them (their TTL), in front of it: a message
+through every Anti-Spam layer asks the same five or six names as the last
+one, and dnspython's way to its cache (a parsed name and a resolution per
+query) cost a few per cent of smtpd's CPU.
+
 Callers on an event loop await `resolve`. Threads (the delivery agents run in
 worker threads) call `resolve_blocking`, which runs the query on a loop the
 resolver owns in its own thread: a blocking caller never holds up the loop
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import dns.asyncresolver
 import dns.exception
@@ -37,6 +44,7 @@ class DnsFailure(Exception):
 class Resolver:
     def __init__(self, cache_entries: int = CACHE_ENTRIES):
         self._cache = dns.resolver.LRUCache(cache_entries)
+        self._recent = _Recent(cache_entries)
         self._lock = threading.Lock()
         self._servers = None
         self._resolver: dns.asyncresolver.Resolver | None = None
@@ -50,6 +58,9 @@ class Resolver:
             if servers != self._servers:
                 self._resolver = _build(*servers)
                 self._cache.flush()
+                # Replaced, not emptied: a query to the old servers that
+                # ends later puts its answer where nobody looks.
+                self._recent = _Recent(self._recent.entries)
                 self._resolver.cache = self._cache
                 self._servers = servers
             return self._resolver
@@ -58,14 +69,23 @@ class Resolver:
     async def resolve(self, name: str, rdtype: str, settings, budget: float = QUERY_SECONDS):
         """The answer, or NXDOMAIN / NoAnswer (which are answers), or DnsFailure."""
         resolver = self._configured(settings)
+        recent, key = self._recent, (name, rdtype)
+        found = recent.get(key)
+        if found is not None:
+            if isinstance(found, type):
+                raise found()        # a fresh one: a raised exception keeps its traceback
+            return found
         try:
-            return await resolver.resolve(name, rdtype, lifetime=budget)
-        except (NXDOMAIN, NoAnswer):
+            answer = await resolver.resolve(name, rdtype, lifetime=budget)
+        except (NXDOMAIN, NoAnswer) as negative:
+            recent.put(key, type(negative), time.time() + negative_ttl(negative))
             raise
         except dns.exception.Timeout:
             raise DnsFailure(f"DNS lookup of {name}/{rdtype} timed out after {budget:g}s") from None
         except dns.exception.DNSException as error:
             raise DnsFailure(f"DNS lookup of {name}/{rdtype} failed: {error}") from None
+        recent.put(key, answer, answer.expiration)
+        return answer
 
     def resolve_blocking(self, name: str, rdtype: str, settings, budget: float = QUERY_SECONDS):
         """`resolve` for threads. Never call it on an event loop's thread."""
@@ -96,6 +116,50 @@ class Resolver:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(5)
             loop.close()
+
+
+class _Recent:
+    """(name, type) -> an Answer or a negative answer's exception class, until
+    it expires (time.time(), as dnspython's expirations). Bounded: past the
+    bound the oldest entry goes. One event loop's thread and the resolver's
+    own thread share it; every step is one dictionary operation."""
+
+    def __init__(self, entries: int):
+        self.entries = max(1, entries)
+        self._found: dict = {}
+
+    def get(self, key):
+        held = self._found.get(key)
+        if held is None:
+            return None
+        if held[0] <= time.time():
+            self._found.pop(key, None)
+            return None
+        return held[1]
+
+    def put(self, key, value, expires: float):
+        if expires <= time.time():
+            return
+        while len(self._found) >= self.entries:
+            try:
+                self._found.pop(next(iter(self._found)), None)
+            except (StopIteration, RuntimeError):     # emptied or changed meanwhile
+                break
+        self._found[key] = (expires, value)
+
+
+def negative_ttl(negative: dns.exception.DNSException) -> float:
+    """How long dnspython's own cache keeps the same negative answer: the
+    response's minimum TTL as dnspython works it out (RFC 2308's SOA TTL
+    when the response has one); 0 (not remembered) without a response."""
+    if isinstance(negative, NXDOMAIN):
+        responses = list((negative.kwargs.get("responses") or {}).values())
+    else:
+        responses = [negative.kwargs["response"]] if negative.kwargs.get("response") else []
+    try:
+        return float(min(r.resolve_chaining().minimum_ttl for r in responses)) if responses else 0.0
+    except dns.exception.DNSException:
+        return 0.0
 
 
 def _build(nameservers: str, port: int) -> dns.asyncresolver.Resolver:

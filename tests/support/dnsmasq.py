@@ -21,8 +21,9 @@ class DnsServer:
     record, asked until the server answers."""
 
     def __init__(self, directory: Path, records: list[str], probe: str,
-                 host: str = "127.0.0.1"):
+                 host: str = "127.0.0.1", ttl: int = 300):
         self.directory = Path(directory)
+        self.ttl = ttl
         self.records = list(records)
         self.probe = probe
         self.host = host
@@ -37,7 +38,7 @@ class DnsServer:
             "--bind-interfaces", f"--listen-address={self.host}", f"--port={self.port}",
             f"--pid-file={self.directory / 'dnsmasq.pid'}", "--user=root",
             # dnsmasq gives its own records a TTL of 0 unless told: nothing would be cached.
-            "--local-ttl=300", *self.records,
+            f"--local-ttl={self.ttl}", *self.records,
         ], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers, resolver.port = [self.host], self.port

@@ -12,6 +12,7 @@ import pytest
 from firmware.mail import mx
 from firmware.mail.resolver import NXDOMAIN, DnsFailure, Resolver
 from tests.support.dnsmasq import DnsServer
+from tests.support.net import wait_until
 
 RECORDS = ["--host-record=probe.test,127.0.0.9",
            "--mx-host=far.test,mx1.far.test,10", "--host-record=mx1.far.test,127.0.0.25",
@@ -127,3 +128,62 @@ def test_mx_lookup_without_an_answer_is_temporary(resolver, silent_port):
     with pytest.raises(mx.LookupFailed) as failed:
         mx.mail_hosts("far.test", settings, resolver, budget=0.5)
     assert failed.value.permanent is False
+
+
+def forget_dnspython_cache(resolver):
+    """Only the resolver's own memory of recent answers is left."""
+    resolver._cache.flush()
+
+
+def test_answers_and_negative_answers_are_remembered_in_front_of_dnspythons_cache(dns_server,
+                                                                                  resolver):
+    settings = dns_server.settings
+    first = asyncio.run(resolver.resolve("mx1.far.test", "A", settings))
+    with pytest.raises(NXDOMAIN) as before:
+        asyncio.run(resolver.resolve("nothing.nx.test", "A", settings))
+    dns_server.stop()
+    forget_dnspython_cache(resolver)
+    assert asyncio.run(resolver.resolve("mx1.far.test", "A", settings)) is first
+    with pytest.raises(NXDOMAIN) as again:
+        asyncio.run(resolver.resolve("nothing.nx.test", "A", settings))
+    # A new exception each time: one raised again and again would pile up tracebacks.
+    assert again.value is not before.value
+    with pytest.raises(DnsFailure):                 # never asked: the server is gone
+        asyncio.run(resolver.resolve("probe.test", "A", settings, budget=0.5))
+
+
+def test_a_remembered_answer_ends_with_its_ttl(tmp_path):
+    server = DnsServer(tmp_path / "dns", RECORDS, probe="probe.test", ttl=1).start()
+    resolver = Resolver()
+    try:
+        answer = asyncio.run(resolver.resolve("mx1.far.test", "A", server.settings))
+        assert answer.rrset.ttl == 1
+        server.stop()
+        forget_dnspython_cache(resolver)
+
+        def forgotten():
+            forget_dnspython_cache(resolver)
+            try:
+                asyncio.run(resolver.resolve("mx1.far.test", "A", server.settings, budget=0.3))
+            except DnsFailure:
+                return True
+            return False
+        assert wait_until(forgotten, timeout=10)
+    finally:
+        server.stop()
+        resolver.close()
+
+
+def test_the_memory_of_recent_answers_is_bounded(dns_server):
+    resolver = Resolver(cache_entries=2)
+    try:
+        for name in ("mx1.far.test", "a.backup.test", "b.backup.test"):
+            asyncio.run(resolver.resolve(name, "A", dns_server.settings))
+        dns_server.stop()
+        forget_dnspython_cache(resolver)
+        for name in ("a.backup.test", "b.backup.test"):
+            assert asyncio.run(resolver.resolve(name, "A", dns_server.settings))
+        with pytest.raises(DnsFailure):                 # the oldest went
+            asyncio.run(resolver.resolve("mx1.far.test", "A", dns_server.settings, budget=0.5))
+    finally:
+        resolver.close()
