@@ -142,16 +142,18 @@ def _ours(hostname: str):
 
 
 def mark(message: bytes, action: Action, symbols, auth_results, settings, hostname: str,
-         policy: SpamPolicy | None = None) -> bytes:
+         policy: SpamPolicy | None = None, held: bool = False) -> bytes:
     """The message as it is to be queued: forged fields removed, the subject
     tagged when the action says so, and the fields this module adds on top.
     A quarantined message keeps its subject, so that a release delivers it
-    as it came; its X-Spam fields are added, for the quarantine's report."""
+    as it came; its X-Spam fields are added, for the quarantine's report.
+    held: another check quarantines it (a virus, a DMARC policy), whatever
+    the score's action is: it keeps its subject too."""
     message = without_fields(message, _ours(hostname))
     added = [(AUTH_RESULTS_FIELD, authentication_results(hostname, auth_results)),
              (CHECKS_FIELD, checks_summary(symbols, action.total))]
     if action.kind in (TAG, QUARANTINE):
-        if action.kind == TAG and (policy is None or policy.tag_subject):
+        if action.kind == TAG and not held and (policy is None or policy.tag_subject):
             message = with_subject_prefix(message, SPAM_PREFIX)
         added += spam_fields(action, symbols, settings, policy)
     return b"".join(_field_bytes(name, value) for name, value in added) + message

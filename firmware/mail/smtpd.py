@@ -710,7 +710,7 @@ class Handler:
         if action.kind == scoring.QUARANTINE:
             ctx.quarantine("spam", action.reason)
         message = scoring.mark(message, action, ctx.symbols, ctx.auth_results, ctx.settings,
-                               server.hostname, ctx.spam_policy)
+                               server.hostname, ctx.spam_policy, held=bool(ctx.quarantine_kind))
         if ctx.may_relay and not ctx.quarantine_kind:
             message = await self.signatures(ctx, message, received) + message
         info = summary(message)

@@ -92,6 +92,19 @@ def test_a_quarantined_message_keeps_its_subject_and_reports_the_threshold_that_
     assert f"X-Spam-Status: Yes, score=10.0 required={required:.1f} ".encode() in marked
 
 
+def test_a_message_another_check_holds_keeps_its_subject_at_the_tag_score():
+    settings = {"email.spam_tag_score": 3.0, "email.spam_quarantine_score": 8.0,
+                "email.spam_reject_score": None}
+    action = scoring.decide(5.0, settings, None)
+    assert action.kind == scoring.TAG
+    message = b"Subject: hello\r\n\r\nbody\r\n"
+    tagged = scoring.mark(message, action, [], [], settings, "gw.example.com")
+    assert b"Subject: [SPAM] hello\r\n" in tagged
+    held = scoring.mark(message, action, [], [], settings, "gw.example.com", held=True)
+    assert b"Subject: hello\r\n" in held, "a virus or DMARC quarantine releases it as it came"
+    assert b"X-Spam-Status: Yes, score=5.0 " in held
+
+
 # ---- precedence --------------------------------------------------------------------
 def test_user_over_domain_over_server_whole_records(box):
     box.set_many({cf.ACTIVE: "on", cf.LEVEL: "low", cf.TAG_SUBJECT: "off"})

@@ -99,7 +99,8 @@ class ContentScreen:
         if action.kind in (scoring.REJECT, scoring.QUARANTINE):
             context.quarantine("spam", action.reason)
         marked = scoring.mark(message, action, context.symbols, context.auth_results, settings,
-                              settings["system.hostname"], context.spam_policy)
+                              settings["system.hostname"], context.spam_policy,
+                              held=bool(context.quarantine_kind))
         added = "".join(f"{name}: {value}\r\n" for name, value in context.add_headers).encode()
         held = (context.quarantine_kind, context.hold_reason) if context.quarantine_kind else None
         return Screened(added + marked, held, tuple(notices))
