@@ -192,6 +192,9 @@ def test_it_abstains_until_enough_of_both_were_learnt(box):
     ctx = data_ctx(box, corpus.spam())
     assert run_check(check.bayes_check(box), ctx) is None
     assert ctx.results[("bayes", "not_ready")] == 1      # nothing learnt, no database yet
+    bayes_store.path_of(box.data_dir).parent.mkdir(parents=True, exist_ok=True)
+    with pytest.raises(sqlite3.OperationalError):         # the classifier's connection never makes one
+        bayes_store.for_data(box.data_dir, read_only=True).db
     assert not bayes_store.path_of(box.data_dir).exists()
     teach(box, corpus, 20)
     made = check.bayes_check(box)

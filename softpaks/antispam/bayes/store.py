@@ -135,7 +135,9 @@ class BayesStore:
         """The classifier's connection: it never creates or changes the file
         (the writers do, and WAL mode persists in it) and waits at most
         READ_BUSY_MS for a lock."""
-        db = sqlite3.connect(self.path, timeout=READ_BUSY_MS / 1000, isolation_level=None,
+        # mode=rw: a file that is not there (yet, or any more) is an error, not a new empty one.
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True,
+                             timeout=READ_BUSY_MS / 1000, isolation_level=None,
                              check_same_thread=False)
         db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
         db.execute("PRAGMA query_only = ON")
