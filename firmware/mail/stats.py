@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import threading
 import time
 
-from firmware.config import transaction
+from firmware.config import db as database, transaction
 
 FIELDS = ("received", "delivered", "rejected", "bounced")
 FLUSH_SECONDS = 10.0
@@ -23,11 +24,20 @@ def hour_of(moment: float) -> int:
 
 
 class MailStats:
+    """Counted on the services' event loops; written by a worker thread on
+    a connection of its own. The commit waits on the disk (fsync) and the
+    write lock may wait on the other process's flush: on the event loop
+    either would hold every session, and on the store's shared connection
+    the loop's next read would queue behind it."""
+
     def __init__(self, store, clock=time.time):
         self.store = store
         self.clock = clock
         self._pending: dict = collections.defaultdict(collections.Counter)
         self._checks: dict = collections.defaultdict(collections.Counter)
+        self._db = None
+        # A stop's last flush waits for a write still running in the thread.
+        self._writing = threading.Lock()
 
     def count(self, field: str, amount: int = 1):
         self._pending[hour_of(self.clock())][field] += amount
@@ -37,36 +47,58 @@ class MailStats:
         self._checks[hour_of(self.clock())][check] += amount
 
     def flush(self):
+        self._write(*self._take())
+
+    def _take(self) -> tuple[dict, dict]:
         pending, self._pending = self._pending, collections.defaultdict(collections.Counter)
         checks, self._checks = self._checks, collections.defaultdict(collections.Counter)
+        return pending, checks
+
+    def _write(self, pending: dict, checks: dict):
         if not pending and not checks:
             return
-        with transaction(self.store.db):
+        with self._writing:
+            self._write_now(pending, checks)
+
+    def _write_now(self, pending: dict, checks: dict):
+        if self._db is None:
+            self._db = database.open(self.store.path)
+        with transaction(self._db):
             for hour, counts in checks.items():
                 # An increment, which sqlite-utils' upsert (a replace) cannot say.
                 for check, amount in counts.items():
-                    self.store.db.execute(
+                    self._db.execute(
                         "INSERT INTO check_stats(hour, name, count) VALUES (?, ?, ?) "
                         "ON CONFLICT(hour, name) DO UPDATE SET count = count + excluded.count",
                         [hour, check, amount])
             for hour, counts in pending.items():
-                self.store.db.execute("INSERT OR IGNORE INTO mail_stats(hour) VALUES (?)", [hour])
+                self._db.execute("INSERT OR IGNORE INTO mail_stats(hour) VALUES (?)", [hour])
                 for field in FIELDS:
                     if counts[field]:
-                        self.store.db.execute(
+                        self._db.execute(
                             f"UPDATE mail_stats SET {field} = {field} + ? WHERE hour = ?",
                             [counts[field], hour])
+
+    def close(self):
+        with self._writing:
+            if self._db is not None:
+                self._db.conn.close()
+                self._db = None
 
     async def run(self):
         try:
             while True:
                 await asyncio.sleep(FLUSH_SECONDS)
                 try:
-                    self.flush()
+                    await asyncio.to_thread(self._write, *self._take())
                 except Exception:
                     log.exception("could not record mail statistics")
         finally:
-            self.flush()
+            # Stopping: what was counted since is written before the store closes.
+            try:
+                self.flush()
+            finally:
+                self.close()
 
 
 def hourly(store, hours: int = 24, now: float | None = None) -> list[dict]:

@@ -123,8 +123,11 @@ def wait_reloaded(box: Box, processes: int = 2, timeout: float = 30.0):
     change may be written just after the new one was made."""
     with sqlite3.connect(box.data / "gatebox.db") as db:
         wanted = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-    wait_until(lambda: sum(int(g) >= wanted for g in _RELOADED.findall(box.log())) >= processes,
-               timeout, 0.1, f"the box to reload generation {wanted}")
+    try:
+        wait_until(lambda: sum(int(g) >= wanted for g in _RELOADED.findall(box.log())) >= processes,
+                   timeout, 0.1, f"the box to reload generation {wanted}")
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}; the box's log ends:\n{box.log()[-3000:]}") from None
 
 
 def wait_until_idle(*boxes: Box, timeout: float = 30.0):
