@@ -104,3 +104,49 @@ def test_a_digest_link_opens_without_signing_in_and_works_once(page, admin_box, 
 
     page.goto(link)
     expect(page.locator("#release-link-refused")).to_contain_text("already used")
+
+
+def test_learn_buttons_teach_the_filter_and_delete_removes_without_delivering(
+        signed_in, admin_box, vendor, shot):
+    from softpaks.antispam.bayes import store as bayes_store
+    page = signed_in
+    admin_box.cli("license", "activate", vendor.issue(antispam=None))
+    taught = hold(admin_box, "news@example.net", "Weekly news", "Cheap watches, today only.")
+    unwanted = hold(admin_box, "eve@example.org", "Other offer")
+    kept = hold(admin_box, "eve@example.org", "Third offer")
+
+    def totals():
+        db = bayes_store.BayesStore(admin_box.data)
+        try:
+            return db.totals().spam, db.totals().ham
+        finally:
+            db.close()
+
+    page.goto(admin_box.web_url + QUARANTINE)
+    with page.context.expect_page() as opened:
+        page.click(f"a.qid:has-text('{taught}')")
+    window = opened.value
+    window.click("#message-actions button[value=learn_spam]")
+    expect(window.locator(".flash.ok")).to_have_text("Learn as spam: Bayes: learnt as spam.")
+    assert totals() == (1, 0)
+    # Learning leaves the message where it was, on its own page.
+    expect(window.locator("h1")).to_have_text(f"Quarantined message {taught}")
+    window.click("#message-actions button[value=learn_ham]")
+    expect(window.locator(".flash.ok")).to_contain_text(
+        "learnt as ham (it was learnt as spam before)")
+    assert totals() == (0, 1)
+    shot(window, "quarantine-learnt")
+    window.click("#message-actions button[value=delete]")
+    expect(window.locator(".flash.ok")).to_have_text("1 message(s) deleted from the quarantine.")
+    expect(window.locator("table.quarantine tbody tr")).to_have_count(2)
+
+    page.goto(admin_box.web_url + QUARANTINE)
+    page.check(f"tr[data-qid='{unwanted}'] input[name=qid]")
+    page.click("button[name=operation][value=delete]")
+    expect(page.locator(".flash.ok")).to_have_text("1 message(s) deleted from the quarantine.")
+    expect(page.locator("table.quarantine tbody tr")).to_have_count(1)
+    expect(page.locator(f"tr[data-qid='{kept}']")).to_have_count(1)
+    assert {item.id for item in Quarantine(admin_box.data).items()} == {kept}
+    # Deleted is gone: nothing of either reached the queue.
+    assert not any(admin_box.queue_ids(state) for state in ("incoming", "active", "deferred"))
+    assert totals() == (0, 1)

@@ -309,6 +309,26 @@ def test_auto_learn_writes_clear_cases_only_when_switched_on(box):
 
 
 # ---- maintenance --------------------------------------------------------------------------
+def test_learning_past_the_maximum_tokens_setting_brings_the_database_under_it(box):
+    box.set_many({"antispam.bayes_max_tokens": "10000"})
+    db = bayes_store.for_data(box.data_dir)
+    learnt, peak = 0, 0
+    # Each message of fresh words brings about 2,000 new tokens: ten pass the cap.
+    for n in range(10):
+        words = " ".join(f"w{n}x{i}" for i in range(500))
+        bayes.learn(box, f"Subject: lesson {n}\r\n\r\n{words}\r\n".encode(), n % 2 == 0, "cli")
+        learnt += 1
+        peak = max(peak, db.totals().tokens)
+        assert db.totals().tokens <= 10_000
+    # The cap was reached (so pruning, not a small corpus, kept it there),
+    # and a prune goes down to 90% of it.
+    assert peak > 9_000 and db.totals().spam + db.totals().ham == learnt
+    box.set_many({"antispam.bayes_max_tokens": "150000"})
+    bayes.learn(box, b"Subject: one more\r\n\r\n" + b" ".join(b"z%d" % i for i in range(500)),
+                True, "cli")
+    assert db.totals().tokens > 10_000                            # the setting, not a constant
+
+
 def test_expiry_removes_rare_old_tokens_first(tmp_path):
     db = bayes_store.BayesStore(tmp_path)
     day = 86400
