@@ -19,7 +19,7 @@ QUARANTINE = "/email-server/quarantine"
 HOSTILE = "<script>document.title='owned'</script>"
 
 
-def hold(box, sender: str, subject: str, body: str = "Buy now.") -> str:
+def hold(box, sender: str, subject: str, body: str = "Buy now.", age_days: float = 0) -> str:
     message = (f"Subject: {subject}\r\nFrom: <{sender}>\r\n\r\n{body}\r\n").encode()
     action = scoring.Action(scoring.QUARANTINE, 12.5, 5.0)
     symbols = [Symbol("GTUBE", 10.0, "the GTUBE test string"), Symbol("DATE_MISSING", 2.5)]
@@ -30,7 +30,8 @@ def hold(box, sender: str, subject: str, body: str = "Buy now.") -> str:
                               scoring.SpamPolicy(tag=5.0, quarantine=5.0, tag_subject=False))
         return Quarantine(box.data).put(Submission(
             sender=sender, recipients=["bob@example.com"], message=marked, origin="smtpd",
-            direction="inbound", client_address="192.0.2.9", received=time.time()),
+            direction="inbound", client_address="192.0.2.9",
+            received=time.time() - age_days * 86400),
             "spam", "spam score 12.5 >= 5.0 (quarantine score)", settings)
     finally:
         store.close()
@@ -150,3 +151,29 @@ def test_learn_buttons_teach_the_filter_and_delete_removes_without_delivering(
     # Deleted is gone: nothing of either reached the queue.
     assert not any(admin_box.queue_ids(state) for state in ("incoming", "active", "deferred"))
     assert totals() == (0, 1)
+
+
+def test_search_by_date(signed_in, admin_box):
+    page = signed_in
+    old = hold(admin_box, "eve@example.org", "Offer of last week", age_days=10)
+    new = hold(admin_box, "eve@example.org", "Offer of today")
+
+    def day(days_ago: int) -> str:
+        return time.strftime("%Y-%m-%d", time.localtime(time.time() - days_ago * 86400))
+    page.goto(admin_box.web_url + QUARANTINE)
+    expect(page.locator("table.quarantine tbody tr")).to_have_count(2)
+    page.fill("#search-since", day(2))
+    page.click("#search-button")
+    expect(page.locator("table.quarantine tbody tr")).to_have_count(1)
+    expect(page.locator(f"tr[data-qid='{new}']")).to_have_count(1)
+    page.fill("#search-since", day(14))
+    page.fill("#search-until", day(5))
+    page.click("#search-button")
+    expect(page.locator("table.quarantine tbody tr")).to_have_count(1)
+    expect(page.locator(f"tr[data-qid='{old}'] td.subject")).to_have_text("Offer of last week")
+    expect(page.locator("#quarantine-total")).to_contain_text("1 message(s) found")
+    # A range that holds neither.
+    page.fill("#search-since", day(4))
+    page.fill("#search-until", day(3))
+    page.click("#search-button")
+    expect(page.locator("table.quarantine tbody td.empty")).to_have_text("No message matches.")

@@ -6,11 +6,14 @@ with dkimpy against what DNS serves."""
 
 from __future__ import annotations
 
+import base64
 import html as html_text
 import re
 
 import dkim
 import dns.resolver
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from firmware.config import Store
 from firmware.config.store import Snapshot
@@ -91,3 +94,26 @@ def test_check_dns_and_signatures_against_the_record_the_page_shows(tmp_path, bo
         assert set(selectors) == {n.split(".")[0] for n in shown}
     finally:
         server.stop()
+
+    # Both records as the page shows them: both signatures verify.
+    options = ["--host-record=probe.test,127.0.0.1", "--local=/com/"] + [
+        f"--txt-record={name},{','.join(strings)}" for name, strings in shown.items()]
+    server = DnsServer(tmp_path / "dns-both", options, probe="probe.test").start()
+    try:
+        resolver.nameservers, resolver.port = [server.host], server.port
+        checker = dkim.DKIM(signed)
+        assert checker.verify(0, dnsfunc=dnsfunc) and checker.verify(1, dnsfunc=dnsfunc)
+        assert checker.selector.decode() + "._domainkey.example.com" == ed_name
+    finally:
+        server.stop()
+    # The keys the issue names: RSA 2048 and Ed25519, read from the records shown.
+    rsa_key = serialization.load_der_public_key(public_key_of(shown[rsa_name]))
+    assert isinstance(rsa_key, rsa.RSAPublicKey) and rsa_key.key_size == 2048
+    ed_key = ed25519.Ed25519PublicKey.from_public_bytes(public_key_of(shown[ed_name]))
+    assert len(ed_key.public_bytes(serialization.Encoding.Raw,
+                                   serialization.PublicFormat.Raw)) == 32
+
+
+def public_key_of(strings: list[str]) -> bytes:
+    tags = dict(tag.strip().split("=", 1) for tag in "".join(strings).split(";") if "=" in tag)
+    return base64.b64decode(tags["p"])
