@@ -159,3 +159,35 @@ def test_a_senders_mx_inside_the_office_is_never_asked():
              ("224.0.0.1", 25), ("fe80::1", 25), ("::ffff:10.9.9.9", 25), ("203.0.113.9", 25),
              ("not-an-address", 25)]
     assert checks.callout_targets(hosts, settings) == [("203.0.113.9", 25)]
+
+
+def test_an_answer_kept_while_another_process_holds_the_write_lock_leaves_the_loop_serving(store):
+    import sqlite3
+    import time
+    cache = VerifyCache(store)
+    other = sqlite3.connect(store.path, timeout=1, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    longest = [0.0]
+
+    async def main():
+        writing = asyncio.get_running_loop().create_task(
+            cache.put_soon("recipient", "jane@example.com", "accepted", "250 ok"))
+        last = time.monotonic()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            longest[0], last = max(longest[0], now - last), now
+            # The answer serves at once from memory; other reads go on.
+            assert cache.get("recipient", "jane@example.com")[0].status == "accepted"
+            assert cache.get("recipient", "nobody@example.com") == (None, True)
+        other.execute("COMMIT")
+        await writing
+
+    try:
+        asyncio.run(main())
+    finally:
+        other.close()
+    assert longest[0] < 0.5, f"the loop was held for {longest[0]:.2f} s"
+    row = store.db.execute("SELECT status FROM verify_cache WHERE address = 'jane@example.com'")
+    assert row.fetchone()[0] == "accepted"
+    assert VerifyCache(store).prune() == 0

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
-from firmware.config import transaction
+from firmware.config import db as database, transaction
 
 DAY = 86400.0
 POSITIVE_EXPIRE = 31 * DAY
@@ -99,14 +101,25 @@ class VerifyCache:
             self._memory.popitem(last=False)
 
     def put(self, kind: str, address: str, status: str, reply: str):
+        self._write(self._keep_in_memory(kind, address, status, reply))
+
+    async def put_soon(self, kind: str, address: str, status: str, reply: str):
+        """put() for the event loop: the row is written by a worker thread,
+        on a connection of its own (see _own_connection)."""
+        row = self._keep_in_memory(kind, address, status, reply)
+        await asyncio.to_thread(self._write, row)
+
+    def _keep_in_memory(self, kind: str, address: str, status: str, reply: str) -> list:
         if kind not in KINDS or status not in STATUSES:
             raise ValueError(f"cannot cache {kind}/{status}")
         now = self.clock()
         self._remember((kind, address.lower()), Cached(status, reply[:MAX_REPLY], now))
-        with transaction(self.store.db):
-            self.store.db.execute(
-                "INSERT OR REPLACE INTO verify_cache(kind, address, status, reply, checked) "
-                "VALUES (?, ?, ?, ?, ?)", [kind, address.lower(), status, reply[:MAX_REPLY], now])
+        return [kind, address.lower(), status, reply[:MAX_REPLY], now]
+
+    def _write(self, row: list):
+        with _own_connection(self.store) as db, transaction(db):
+            db.execute("INSERT OR REPLACE INTO verify_cache(kind, address, status, reply, checked) "
+                       "VALUES (?, ?, ?, ?, ?)", row)
 
     def forget(self, kind: str | None = None):
         """Drop remembered answers, here and (through the settings generation,
@@ -125,15 +138,14 @@ class VerifyCache:
         first: strangers make those), so the table stays bounded whatever
         addresses strangers send. Returns how many rows went."""
         now = self.clock()
-        with transaction(self.store.db):
-            gone = self.store.db.execute(
+        with _own_connection(self.store) as db, transaction(db):
+            gone = db.execute(
                 "DELETE FROM verify_cache WHERE (status = 'accepted' AND checked < ?) "
                 "OR (status != 'accepted' AND checked < ?) OR checked > ?",
                 [now - POSITIVE_EXPIRE, now - NEGATIVE_EXPIRE, now + DAY]).rowcount
-            extra = self.store.db.execute("SELECT COUNT(*) FROM verify_cache").fetchone()[0] \
-                - max_rows
+            extra = db.execute("SELECT COUNT(*) FROM verify_cache").fetchone()[0] - max_rows
             if extra > 0:
-                gone += self.store.db.execute(
+                gone += db.execute(
                     "DELETE FROM verify_cache WHERE rowid IN (SELECT rowid FROM verify_cache "
                     "ORDER BY status = 'accepted', checked LIMIT ?)", [extra]).rowcount
         return gone
@@ -164,8 +176,27 @@ class VerifyCache:
     async def _ask_then_keep(self, kind: str, key: str, ask):
         answer = await ask()
         if answer.status != "unreachable":
-            self.put(kind, key, answer.status, answer.reply)
+            await self.put_soon(kind, key, answer.status, answer.reply)
         return answer
+
+
+_connections: dict[str, tuple] = {}
+_connections_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _own_connection(store):
+    """The table's writes go through a connection of their own, one at a
+    time: they run in worker threads, and on the store's connection (shared
+    with the event loop's reads) a commit waiting on the disk, or on the
+    other process's write lock, would hold the loop's next read."""
+    with _connections_lock:
+        found = _connections.get(str(store.path))
+        if found is None:
+            found = _connections[str(store.path)] = (database.open(store.path), threading.Lock())
+    db, lock = found
+    with lock:
+        yield db
 
 
 def _keep(task: asyncio.Task):
@@ -181,7 +212,7 @@ async def keep_pruned(store, stop_event: asyncio.Event, every: float = PRUNE_SEC
     cache = VerifyCache(store)
     while not stop_event.is_set():
         try:
-            gone = cache.prune()
+            gone = await asyncio.to_thread(cache.prune)
             if gone:
                 log.info("verification cache: %d old answers dropped", gone)
         except Exception:
