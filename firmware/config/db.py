@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 
 import sqlite_utils
 
@@ -33,3 +34,39 @@ def transaction(db: sqlite_utils.Database, write: bool = True):
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+_writers: dict[str, tuple] = {}
+_writers_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def writer(path: str | os.PathLike):
+    """The process's connection for writes made in worker threads, one at a
+    time per database. On the event loop a commit waits on the disk (fsync)
+    and on another process's write lock, holding every session; on the
+    connection the loop reads through, the loop's next read would queue
+    behind it. Opened on first use; closed by close_writer (Store.close)."""
+    key = os.path.abspath(path)
+    while True:
+        with _writers_lock:
+            found = _writers.get(key)
+            if found is None:
+                found = _writers[key] = (open(key), threading.Lock())
+        db, lock = found
+        with lock:
+            # Closed meanwhile (close_writer): take the next one.
+            if _writers.get(key) is not found:
+                continue
+            yield db
+            return
+
+
+def close_writer(path: str | os.PathLike):
+    """Closes the path's writer connection once no thread is using it."""
+    with _writers_lock:
+        found = _writers.pop(os.path.abspath(path), None)
+    if found is not None:
+        db, lock = found
+        with lock:
+            db.conn.close()

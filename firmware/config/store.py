@@ -78,6 +78,7 @@ class Store:
 
     def close(self):
         self.db.conn.close()
+        database.close_writer(self.path)
 
     def transaction(self, write: bool = True):
         return transaction(self.db, write)

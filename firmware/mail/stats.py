@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import threading
 import time
 
 from firmware.config import db as database, transaction
@@ -35,9 +34,6 @@ class MailStats:
         self.clock = clock
         self._pending: dict = collections.defaultdict(collections.Counter)
         self._checks: dict = collections.defaultdict(collections.Counter)
-        self._db = None
-        # A stop's last flush waits for a write still running in the thread.
-        self._writing = threading.Lock()
 
     def count(self, field: str, amount: int = 1):
         self._pending[hour_of(self.clock())][field] += amount
@@ -57,33 +53,22 @@ class MailStats:
     def _write(self, pending: dict, checks: dict):
         if not pending and not checks:
             return
-        with self._writing:
-            self._write_now(pending, checks)
-
-    def _write_now(self, pending: dict, checks: dict):
-        if self._db is None:
-            self._db = database.open(self.store.path)
-        with transaction(self._db):
+        # A stop's last flush waits there for a write still under way in the thread.
+        with database.writer(self.store.path) as db, transaction(db):
             for hour, counts in checks.items():
                 # An increment, which sqlite-utils' upsert (a replace) cannot say.
                 for check, amount in counts.items():
-                    self._db.execute(
+                    db.execute(
                         "INSERT INTO check_stats(hour, name, count) VALUES (?, ?, ?) "
                         "ON CONFLICT(hour, name) DO UPDATE SET count = count + excluded.count",
                         [hour, check, amount])
             for hour, counts in pending.items():
-                self._db.execute("INSERT OR IGNORE INTO mail_stats(hour) VALUES (?)", [hour])
+                db.execute("INSERT OR IGNORE INTO mail_stats(hour) VALUES (?)", [hour])
                 for field in FIELDS:
                     if counts[field]:
-                        self._db.execute(
+                        db.execute(
                             f"UPDATE mail_stats SET {field} = {field} + ? WHERE hour = ?",
                             [counts[field], hour])
-
-    def close(self):
-        with self._writing:
-            if self._db is not None:
-                self._db.conn.close()
-                self._db = None
 
     async def run(self):
         try:
@@ -95,10 +80,7 @@ class MailStats:
                     log.exception("could not record mail statistics")
         finally:
             # Stopping: what was counted since is written before the store closes.
-            try:
-                self.flush()
-            finally:
-                self.close()
+            self.flush()
 
 
 def hourly(store, hours: int = 24, now: float | None = None) -> list[dict]:

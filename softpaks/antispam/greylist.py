@@ -27,13 +27,14 @@ same greylist."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import re
 import time
 from dataclasses import dataclass
 
-from firmware.config import transaction
+from firmware.config import db as database, transaction
 from firmware.mail.policy import Check, Context, Order, tempfail
 from firmware.mail.verify import my_mx
 
@@ -177,10 +178,19 @@ class Greylist:
         now = self.clock() if now is None else now
         periods = Periods.of(self.store if settings is None else settings)
         key = triplet(network, sender, recipient)
-        db = self.store.db
-        known = self._recently_passed(db, key, now, periods)
-        if known is not None:
-            return known
+        with database.writer(self.store.path) as db:
+            known = self._recently_passed(db, key, now, periods)
+            if known is not None:
+                return known
+            return self._decide_writing(db, key, now, periods)
+
+    def recently_passed(self, network: str, sender: str, recipient: str, settings) -> Decision | None:
+        """The common case, on the caller's thread (the event loop): a read
+        of the store's connection, no write, no wait on the disk."""
+        return self._recently_passed(self.store.db, triplet(network, sender, recipient),
+                                     self.clock(), Periods.of(settings))
+
+    def _decide_writing(self, db, key: Triplet, now: float, periods: Periods) -> Decision:
         with transaction(db):
             if periods.auto_whitelist and _network_whitelisted(db, key.network, now, periods):
                 db.execute("UPDATE greylist_networks SET last_seen = ? WHERE network = ?",
@@ -254,8 +264,7 @@ class Greylist:
         number removed."""
         now = self.clock() if now is None else now
         periods = Periods.of(self.store if settings is None else settings)
-        db = self.store.db
-        with transaction(db):
+        with database.writer(self.store.path) as db, transaction(db):
             gone = db.execute(
                 "DELETE FROM greylist_triplets WHERE rowid IN (SELECT rowid FROM greylist_triplets "
                 "WHERE (passed IS NULL AND first_seen < ?) OR (passed IS NOT NULL AND "
@@ -279,10 +288,14 @@ class Greylist:
         self._pruned_at = now
         return gone
 
+    def prune_due(self, now: float | None = None) -> bool:
+        now = self.clock() if now is None else now
+        return self._pruned_at is None or not 0 <= now - self._pruned_at < PRUNE_EVERY
+
     def prune_if_due(self, now: float | None = None, settings=None) -> int:
         """prune() at most every PRUNE_EVERY seconds (the check calls this)."""
         now = self.clock() if now is None else now
-        if self._pruned_at is not None and 0 <= now - self._pruned_at < PRUNE_EVERY:
+        if not self.prune_due(now):
             return 0
         gone = self.prune(now, settings)
         if gone:
@@ -348,8 +361,13 @@ def greylist_check(store, clock=time.time) -> Check:
             return None
         if await my_mx.is_isp_server(ctx):
             return None     # the ISP delivering what ETRN or the finger asked for
-        greylist.prune_if_due(settings=settings)
-        decision = greylist.decide(key.network, key.sender, key.recipient, settings=settings)
+        # Writes, durable before the answer, go to a worker thread, not the loop.
+        if greylist.prune_due():
+            await asyncio.to_thread(greylist.prune_if_due, settings=settings)
+        decision = greylist.recently_passed(key.network, key.sender, key.recipient, settings)
+        if decision is None:
+            decision = await asyncio.to_thread(greylist.decide, key.network, key.sender,
+                                               key.recipient, settings=settings)
         if decision.passed:
             ctx.count_result(CHECK_NAME, "passed")
             return None

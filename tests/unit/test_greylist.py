@@ -304,6 +304,37 @@ def test_the_check_defers_with_451_4_7_1_and_counts(on, clock):
     assert ctx.results[("greylist", "passed")] == 1
 
 
+def test_a_first_attempt_while_another_process_holds_the_write_lock_leaves_the_loop_serving(
+        on, clock):
+    import sqlite3
+    import time
+    check = greylist_check(on, clock)
+    other = sqlite3.connect(on.path, timeout=1, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    longest = [0.0]
+
+    async def main():
+        ctx = context(on)
+        ctx.stage = "rcpt"
+        deciding = asyncio.get_running_loop().create_task(check.run(ctx))
+        last = time.monotonic()
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            longest[0], last = max(longest[0], now - last), now
+        assert not deciding.done()          # it waits for the lock, in its thread
+        other.execute("COMMIT")
+        return await deciding
+
+    try:
+        verdict = asyncio.run(main())
+    finally:
+        other.close()
+    assert longest[0] < 0.5, f"the loop was held for {longest[0]:.2f} s"
+    assert verdict.reply == "451 4.7.1 Greylisted, try again later"
+    assert on.db.execute("SELECT COUNT(*) FROM greylist_triplets").fetchone()[0] == 1
+
+
 def test_the_check_through_the_policy_chain_names_itself(on, clock):
     verdict = asyncio.run(Policy([greylist_check(on, clock)]).evaluate("rcpt", context(on)))
     assert (verdict.code, verdict.enhanced, verdict.check) == (451, "4.7.1", "greylist")

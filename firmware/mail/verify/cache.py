@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
-import threading
 import time
 from dataclasses import dataclass
 
@@ -105,7 +103,7 @@ class VerifyCache:
 
     async def put_soon(self, kind: str, address: str, status: str, reply: str):
         """put() for the event loop: the row is written by a worker thread,
-        on a connection of its own (see _own_connection)."""
+        on a connection of its own (database.writer)."""
         row = self._keep_in_memory(kind, address, status, reply)
         await asyncio.to_thread(self._write, row)
 
@@ -117,7 +115,7 @@ class VerifyCache:
         return [kind, address.lower(), status, reply[:MAX_REPLY], now]
 
     def _write(self, row: list):
-        with _own_connection(self.store) as db, transaction(db):
+        with database.writer(self.store.path) as db, transaction(db):
             db.execute("INSERT OR REPLACE INTO verify_cache(kind, address, status, reply, checked) "
                        "VALUES (?, ?, ?, ?, ?)", row)
 
@@ -138,7 +136,7 @@ class VerifyCache:
         first: strangers make those), so the table stays bounded whatever
         addresses strangers send. Returns how many rows went."""
         now = self.clock()
-        with _own_connection(self.store) as db, transaction(db):
+        with database.writer(self.store.path) as db, transaction(db):
             gone = db.execute(
                 "DELETE FROM verify_cache WHERE (status = 'accepted' AND checked < ?) "
                 "OR (status != 'accepted' AND checked < ?) OR checked > ?",
@@ -178,25 +176,6 @@ class VerifyCache:
         if answer.status != "unreachable":
             await self.put_soon(kind, key, answer.status, answer.reply)
         return answer
-
-
-_connections: dict[str, tuple] = {}
-_connections_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _own_connection(store):
-    """The table's writes go through a connection of their own, one at a
-    time: they run in worker threads, and on the store's connection (shared
-    with the event loop's reads) a commit waiting on the disk, or on the
-    other process's write lock, would hold the loop's next read."""
-    with _connections_lock:
-        found = _connections.get(str(store.path))
-        if found is None:
-            found = _connections[str(store.path)] = (database.open(store.path), threading.Lock())
-    db, lock = found
-    with lock:
-        yield db
 
 
 def _keep(task: asyncio.Task):
