@@ -17,11 +17,19 @@ Both budgets count from the connection and are generous: the client is a
 local program that only Dovecot starts (the socket is the box user's
 alone), and in a storm on a busy box the twenty sh, head and socat it
 starts can take many seconds to send their hundred bytes. A storm in a
-starved guest once had eight logins refused by a 10-second request budget."""
+starved guest once had eight logins refused by a 10-second request budget.
+
+Logins that are the same (name, password, client address, service) while
+one of them is being checked share its answer instead of each taking a
+turn: an office's mail clients open several connections per account at
+once, each logging in. Nothing is remembered once the check ends, so a
+changed password or a lockout counts from the next login on."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import os
 import stat
@@ -75,6 +83,10 @@ class AuthService:
         self.socket_path = self.directory / SOCKET_NAME
         self.server: asyncio.AbstractServer | None = None
         self._turns = asyncio.Semaphore(CONCURRENT)
+        # The checks under way, by their login: the password only as an HMAC
+        # under a key of this process's, never kept in the clear.
+        self._checking: dict[tuple, asyncio.Future] = {}
+        self._key = os.urandom(32)
 
     async def start(self):
         private_directory(self.directory)
@@ -88,6 +100,20 @@ class AuthService:
             server.close()
             await server.wait_closed()
         self.socket_path.unlink(missing_ok=True)
+
+    async def _check_once(self, user, password, client_ip, service, connected: float):
+        """The outcome of this login: its own check, or the one under way
+        for the same login."""
+        key = (user, client_ip, service,
+               hmac.new(self._key, password.encode("utf-8", "surrogatepass"), hashlib.sha256).digest())
+        running = self._checking.get(key)
+        if running is None:
+            running = asyncio.ensure_future(
+                self._check_in_turn(user, password, client_ip, service, connected))
+            self._checking[key] = running
+            running.add_done_callback(lambda _done: self._checking.pop(key, None))
+        # Shielded: one waiter's client leaving does not cancel the others' answer.
+        return await asyncio.shield(running)
 
     async def _check_in_turn(self, user, password, client_ip, service, connected: float):
         # A login still waiting WAIT_SECONDS after it connected is answered
@@ -137,8 +163,8 @@ class AuthService:
                     outcome = checkpassword.TEMPORARY_FAILURE
                 else:
                     client_ip, service, user, password = parse(request)
-                    outcome = await self._check_in_turn(user, password, client_ip, service,
-                                                        connected)
+                    outcome = await self._check_once(user, password, client_ip, service,
+                                                     connected)
             except Exception as error:  # whatever it is, the login is tried again later
                 log.warning("checkpassword: %s: %s", type(error).__name__, error)
                 outcome = checkpassword.TEMPORARY_FAILURE

@@ -159,16 +159,46 @@ def test_a_login_that_waited_too_long_for_a_turn_is_answered_unchecked(client, m
         release.wait(60)
         return real(*args)
     monkeypatch.setattr(checkpassword, "check", held)
+    holders = ["bob", "carol"]
+    assert len(holders) == auth_service.CONCURRENT
     with ThreadPoolExecutor(auth_service.CONCURRENT) as pool:
-        holding = [pool.submit(login, client, "bob", PASSWORD)
-                   for _ in range(auth_service.CONCURRENT)]
+        holding = [pool.submit(login, client, user, PASSWORD) for user in holders]
         wait_until(lambda: len(checked) == auth_service.CONCURRENT, 30, 0.01, "the turns taken")
-        late = login(client, "carol", PASSWORD)
+        late = login(client, "bob", "another password")
         release.set()
         answers = [future.result(60) for future in holding]
     assert late.returncode == checkpassword.TEMPORARY_FAILURE
-    assert checked == ["bob"] * auth_service.CONCURRENT, "carol's password was never checked"
+    assert sorted(checked) == holders, "the late login's password was never checked"
     assert [a.returncode for a in answers] == [0] * auth_service.CONCURRENT
+
+
+def test_the_same_login_at_once_shares_one_check_and_a_later_one_is_checked_again(
+        client, monkeypatch):
+    release, checked = threading.Event(), []
+    real = checkpassword.check
+
+    def held(*args):
+        checked.append((args[1], args[2]))
+        release.wait(60)
+        return real(*args)
+    monkeypatch.setattr(checkpassword, "check", held)
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(login, client, "bob", PASSWORD)
+        wait_until(lambda: len(checked) == 1, 30, 0.01, "the first check under way")
+        same = [pool.submit(login, client, "bob", PASSWORD) for _ in range(5)]
+        wrong = [pool.submit(login, client, "bob", "wrong") for _ in range(2)]
+        # The wrong password is a login of its own: it takes the other turn.
+        wait_until(lambda: len(checked) == 2, 30, 0.01, "the wrong password's check")
+        release.set()
+        answers = [f.result(60) for f in [first, *same]]
+        refused = [f.result(60) for f in wrong]
+    assert [a.returncode for a in answers] == [0] * 6
+    assert all("USER=bob " in a.stdout for a in answers)
+    assert [a.returncode for a in refused] == [checkpassword.AUTH_FAILED] * 2
+    assert sorted(checked) == sorted([("bob", "wrong"), ("bob", PASSWORD)])
+    # Nothing is remembered after the check: the next login is checked anew.
+    assert login(client, "bob", PASSWORD).returncode == 0
+    assert len(checked) == 3
 
 
 def test_a_request_not_sent_in_time_is_a_temporary_failure_and_the_wait_counts_from_it(
