@@ -23,22 +23,10 @@ from firmware.mail.quarantine import Quarantine
 from softpaks.antispam import lists
 from tests.integration.test_antispam_actions import SENDER, send, spam
 from tests.integration.test_antispam_bayes_served import status
+from tests.integration.test_quarantine_digest_served import dns, session  # noqa: F401 (dns: a fixture)
 from tests.support.box import wait_until_idle
-from tests.support.dnsmasq import DnsServer
 from tests.support.mailserver import PASSWORD, MailBox
 from tests.support.net import wait_for_banner, wait_until
-
-CLIENT = "127.0.0.5"
-
-
-@pytest.fixture
-def dns(tmp_path):
-    server = DnsServer(tmp_path / "dns", [
-        "--local=/outside.test/", "--local=/example.com/",
-        f"--host-record=mail.outside.test,{CLIENT}",
-    ], probe="mail.outside.test").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -81,13 +69,6 @@ def plain(message) -> str:
 
 def is_digest(message) -> bool:
     return str(message["Subject"]).startswith("Quarantine digest")
-
-
-def session() -> requests.Session:
-    made = requests.Session()
-    made.verify = False          # the box's own self-signed certificate
-    made.trust_env = False
-    return made
 
 
 def follow(client, link: str) -> requests.Response:
