@@ -11,6 +11,7 @@ import os
 import re
 import time
 
+from firmware import verified_passwords
 from firmware.config import transaction
 
 # scrypt with N=2^14 (the scrypt paper's interactive-login cost) needs 16 MiB
@@ -119,9 +120,16 @@ def _authenticate(store, name: str, password: str, admin: bool | None) -> bool:
                            [name.strip().lower()]).fetchone()
     if row is not None and admin is not None and bool(row[1]) != admin:
         row = None
-    stored = row[0] if row else _dummy_hash()
-    ok = check_password(password, stored)
-    return ok and row is not None
+    if row is None:
+        check_password(password, _dummy_hash())
+        return False
+    # Only a real account's success is remembered (verified_passwords says why).
+    if verified_passwords.shared.known(password, row[0]):
+        return True
+    ok = check_password(password, row[0])
+    if ok:
+        verified_passwords.shared.remember(password, row[0])
+    return ok
 
 
 @functools.cache

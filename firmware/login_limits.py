@@ -156,10 +156,16 @@ class LoginLimiter:
 
     def succeeded(self, store, realm: str, client: str, name: str):
         """The right password forgives this client's failures as this account
-        only: a guesser who owns one account cannot wipe its count with it."""
+        only: a guesser who owns one account cannot wipe its count with it.
+        Nearly every login has nothing to forgive: it is then a read, not a
+        durable write that waits for the disk and the other processes' lock."""
+        who = [realm, client_key(client), account_key(name)]
+        if store.db.execute("SELECT 1 FROM login_failures WHERE realm = ? AND client = ? AND "
+                            "account = ? LIMIT 1", who).fetchone() is None:
+            return
         with transaction(store.db):
             store.db.execute("DELETE FROM login_failures WHERE realm = ? AND client = ? AND account = ?",
-                             [realm, client_key(client), account_key(name)])
+                             who)
 
     def unlock_account(self, store, name: str, actor: str) -> bool:
         """Lift an account's lockout (every realm) and forget its failures.

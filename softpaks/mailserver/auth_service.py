@@ -22,8 +22,10 @@ starved guest once had eight logins refused by a 10-second request budget.
 Logins that are the same (name, password, client address, service) while
 one of them is being checked share its answer instead of each taking a
 turn: an office's mail clients open several connections per account at
-once, each logging in. Nothing is remembered once the check ends, so a
-changed password or a lockout counts from the next login on."""
+once, each logging in. Once the check ends, only the password's
+verification is remembered, for a while (firmware/verified_passwords.py), so
+the next login skips the hash; a changed password, a lockout or a lost
+permission still counts from the next login on."""
 
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ REQUEST_LIMIT = checkpassword.REQUEST_LIMIT + 512
 REQUEST_SECONDS = 30.0
 WAIT_SECONDS = checkpassword.ANSWER_SECONDS - 15.0
 SOCKET_NAME = "auth"
+SLOW_SECONDS = 1.0    # a login this slow is logged with where its time went
 
 
 def socket_directory(tag: str) -> Path:
@@ -131,11 +134,18 @@ class AuthService:
             log.warning("checkpassword: %s had no turn %gs after it connected: answered as a "
                         "temporary failure", client_ip or "a client", WAIT_SECONDS)
             return checkpassword.TEMPORARY_FAILURE
+        loop = asyncio.get_running_loop()
+        turn = loop.time()
         try:
-            return await asyncio.get_running_loop().run_in_executor(
+            return await loop.run_in_executor(
                 None, checkpassword.check, self.data_dir, user, password, client_ip, service)
         finally:
             self._turns.release()
+            waited, took = turn - connected, loop.time() - turn
+            if waited + took >= SLOW_SECONDS:
+                # What a storm's logins wait for: a turn, or the check itself.
+                log.info("checkpassword: a login from %s waited %.1fs for a turn and was "
+                         "checked in %.1fs", client_ip or "a client", waited, took)
 
     @staticmethod
     async def _request(reader: asyncio.StreamReader, connected: float) -> bytes | None:

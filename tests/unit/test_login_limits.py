@@ -131,6 +131,17 @@ def test_success_forgives_only_that_account(store, clock):
     assert attempt(limiter, store, "192.0.2.7", name="guessed").lockout is not None
 
 
+def test_a_success_with_nothing_to_forgive_writes_nothing(store, clock):
+    limiter = LoginLimiter(clock=clock)
+    attempt(limiter, store, "192.0.2.8", name="bob")          # one failure of bob's
+    before = store.db.conn.total_changes
+    assert attempt(limiter, store, "192.0.2.9", password=GOOD).outcome is Outcome.OK
+    assert store.db.conn.total_changes == before               # another client: nothing to forgive
+    assert attempt(limiter, store, "192.0.2.8", password=GOOD).outcome is Outcome.OK
+    assert store.db.conn.total_changes == before + 1           # its own failure forgiven
+    assert store.db.execute("SELECT COUNT(*) FROM login_failures").fetchone()[0] == 0
+
+
 def test_administrators_are_not_mail_accounts(store):
     assert accounts.authenticate_mail(store, "bob", GOOD)
     assert not accounts.authenticate_mail(store, "root", GOOD)
