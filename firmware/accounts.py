@@ -9,16 +9,22 @@ import hashlib
 import hmac
 import os
 import re
+import threading
 import time
 
 from firmware import verified_passwords
 from firmware.config import transaction
 
 # scrypt with N=2^14 (the scrypt paper's interactive-login cost) needs 16 MiB
-# and ~50 ms: slow enough to make guessing expensive, and a few logins at once
-# still fit beside the services in a 256 MB box. Stored hashes carry their own
+# and ~50 ms: slow enough to make guessing expensive, and small enough to fit
+# beside the services in a 256 MB box. Stored hashes carry their own
 # cost, so a change here never locks anyone out.
 _N, _R, _P = 2 ** 14, 8, 1
+# One hash at a time in a process. Two at once (the auth service's two turns
+# in a storm of first logins) took 80 s in a 256 MB guest under emulation,
+# swapping, where one after the other takes about 2 s each; a login already
+# verified needs no hash at all (verified_passwords).
+_hashing = threading.Lock()
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -28,9 +34,14 @@ class AccountError(ValueError):
 
 def hash_password(password: str, *, n: int = _N) -> str:
     salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=_R, p=_P, maxmem=2 ** 26, dklen=32)
+    digest = _scrypt(password.encode(), salt=salt, n=n, r=_R, p=_P, dklen=32)
     return "scrypt${}${}${}${}${}".format(n, _R, _P, base64.b64encode(salt).decode(),
                                           base64.b64encode(digest).decode())
+
+
+def _scrypt(password: bytes, **parameters) -> bytes:
+    with _hashing:
+        return hashlib.scrypt(password, maxmem=2 ** 26, **parameters)
 
 
 def check_password(password: str, stored: str) -> bool:
@@ -39,8 +50,8 @@ def check_password(password: str, stored: str) -> bool:
         if scheme != "scrypt":
             return False
         expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r),
-                                p=int(p), maxmem=2 ** 26, dklen=len(expected))
+        actual = _scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r),
+                         p=int(p), dklen=len(expected))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)

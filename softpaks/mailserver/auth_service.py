@@ -5,9 +5,10 @@ Each connection is one login, sent by the checkpassword client program
 (checkpassword.client_text): "client ip\\0service\\0name\\0password\\0...",
 then the client's end of the stream. The answer is the shell text
 checkpassword.reply_script makes. At most CONCURRENT checks run at once, in
-threads: the password hash is slow and takes 16 MiB on purpose (scrypt,
-firmware/accounts.py), the box has two cores and 256 MB, so a storm of
-logins waits its turn instead of growing the box. A login whose turn has
+threads, and of those only one hashes a password at a time: the hash is slow
+and takes 16 MiB on purpose (scrypt, firmware/accounts.py), the box has two
+cores and 256 MB, so a storm of logins waits its turn instead of growing the
+box. A login whose turn has
 not come WAIT_SECONDS after it connected, nearly as long as its client
 waits, is answered as a temporary failure without being checked. A request
 that is too long, malformed or not sent within REQUEST_SECONDS is a
