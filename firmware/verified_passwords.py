@@ -67,10 +67,6 @@ class VerifiedPasswords:
             while len(self._verified) > self.capacity:
                 self._verified.popitem(last=False)
 
-    def forget_all(self):
-        with self._lock:
-            self._verified.clear()
-
     def __len__(self) -> int:
         return len(self._verified)
 
