@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Union
 
+from firmware.background_work import run_as_background_work
+
 MAGIC = b"GATEBOX-QUEUE 1\n"
 STATES = ("incoming", "active", "deferred", "hold", "corrupt")
 _HEADER_READ = 64 * 1024
@@ -127,12 +129,13 @@ class Committer:
     hands a batch over and gets the answers back in one wake-up each way."""
 
     BATCH = 64
+    THREADS = 4
 
-    def __init__(self, spool: "Spool", threads: int = 4):
+    def __init__(self, spool: "Spool"):
         self.spool = spool
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._work, name=f"queue-commit-{n}", daemon=True)
-                         for n in range(threads)]
+                         for n in range(self.THREADS)]
         for thread in self._threads:
             thread.start()
 
@@ -143,6 +146,7 @@ class Committer:
         return future
 
     def _work(self):
+        run_as_background_work()
         while True:
             batch = [self._requests.get()]
             while len(batch) < self.BATCH:

@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from firmware.background_work import run_as_background_work
 from firmware.config import Store
 from firmware.config.watch import Watcher
 from firmware.mail import extensions, notify
@@ -80,6 +81,8 @@ async def _close_idle_connections(delivery: SmtpDelivery):
 
 def run(data_dir, notify_fd: int | None):
     configure_logging()
+    # Before any thread starts, so that the delivery threads inherit it.
+    run_as_background_work()
     return_large_buffers()
     asyncio.run(serve(Path(data_dir), notify_fd))
 
