@@ -1,6 +1,6 @@
 """Work that must wait for the event loops answering clients.
 
-Delivery (the queue manager process) and the fsync threads of the group
+Delivery (the queue manager process) and the process of the group
 commit are background work: a client waiting for `250` gains nothing when
 they preempt smtpd's event loop, and on two cores they did, every few
 hundred microseconds. SCHED_BATCH (sched(7)) tells the kernel so; they keep

@@ -13,18 +13,18 @@ bytes exactly as received.
 from __future__ import annotations
 
 import asyncio
+import collections
 import errno
 import json
 import os
-import queue
-import threading
 import secrets
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Union
-
-from firmware.background_work import run_as_background_work
 
 MAGIC = b"GATEBOX-QUEUE 1\n"
 STATES = ("incoming", "active", "deferred", "hold", "corrupt")
@@ -123,64 +123,165 @@ def fsync_dir(path: Path):
 
 
 class Committer:
-    """Writer threads that make new messages durable in batches: each
-    message file is written and fsync'd, renamed into incoming, and one
-    fsync of incoming covers the whole batch (group commit). The event loop
-    hands a batch over and gets the answers back in one wake-up each way."""
+    """smtpd's side of the group commit. The event loop writes each new
+    message under tmp/ (in a thread when it is large) and hands the open file
+    to the commit process (firmware/mail/commit_worker.py), which fsyncs the
+    files of a batch, renames them into incoming and fsyncs incoming once for
+    all of them. Its answers come back on the same socket, read by the loop.
 
-    BATCH = 64
-    THREADS = 4
+    When the process dies, the messages it held are answered with an error
+    (the client hears a temporary failure and sends again) and the next
+    message starts a new one."""
+
+    # Up to this size a message is written on the event loop: a page-cache
+    # write of a few KiB costs less than the hand-over to a thread.
+    INLINE_LIMIT = 256 * 1024
 
     def __init__(self, spool: "Spool"):
         self.spool = spool
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._work, name=f"queue-commit-{n}", daemon=True)
-                         for n in range(self.THREADS)]
-        for thread in self._threads:
-            thread.start()
+        self.loop = asyncio.get_running_loop()
+        self._pending: dict[str, tuple[asyncio.Future, Path]] = {}
+        self._unsent: collections.deque = collections.deque()
+        self._sock: socket.socket | None = None
+        self._writing = False
+        self.process: subprocess.Popen | None = None
+        self.batches = 0  # answers read: one per batch the process committed
 
-    def submit(self, envelope: "Envelope", message: Parts) -> asyncio.Future:
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._requests.put((envelope, message, future, loop))
-        return future
-
-    def _work(self):
-        run_as_background_work()
-        while True:
-            batch = [self._requests.get()]
-            while len(batch) < self.BATCH:
-                try:
-                    batch.append(self._requests.get_nowait())
-                except queue.Empty:
-                    break
-            outcomes = []
-            for envelope, message, future, loop in batch:
-                try:
-                    target = self.spool.path("incoming", envelope.id)
-                    self.spool._place(self.spool._write_tmp(envelope, message), target)
-                    outcomes.append((future, loop, target))
-                except OSError as error:
-                    outcomes.append((future, loop, error))
-            try:
-                fsync_dir(self.spool.dir("incoming"))
-            except OSError as error:
-                outcomes = [(f, l, r if isinstance(r, OSError) else error) for f, l, r in outcomes]
-            by_loop: dict = {}
-            for future, loop, result in outcomes:
-                by_loop.setdefault(loop, []).append((future, result))
-            for loop, results in by_loop.items():
-                loop.call_soon_threadsafe(_settle, results)
-
-
-def _settle(results):
-    for future, result in results:
-        if future.done():
-            continue
-        if isinstance(result, BaseException):
-            future.set_exception(result)
+    async def submit(self, envelope: "Envelope", message: Parts) -> Path:
+        if _inline(message, self.INLINE_LIMIT):
+            fd, tmp = self.spool._write_unsynced(envelope, message)
         else:
-            future.set_result(result)
+            fd, tmp = await self.loop.run_in_executor(None, self.spool._write_unsynced,
+                                                      envelope, message)
+        future = self.loop.create_future()
+        self._pending[envelope.id] = (future, tmp)
+        self._unsent.append((envelope.id, fd))
+        if self._sock is None:
+            self._start()
+        self._send()
+        return await future
+
+    def _start(self):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "firmware.mail.commit_worker", str(self.spool.root),
+                 str(theirs.fileno()), str(os.getpid())],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
+        except OSError as error:
+            ours.close()
+            self._fail_all(error)
+            return
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        self.loop.add_reader(ours.fileno(), self._read_answers)
+
+    def _send(self):
+        while self._unsent and self._sock is not None:
+            qid, fd = self._unsent[0]
+            try:
+                socket.send_fds(self._sock, [qid.encode("ascii")], [fd])
+            except BlockingIOError:
+                if not self._writing:
+                    self.loop.add_writer(self._sock.fileno(), self._send)
+                    self._writing = True
+                return
+            except OSError as error:
+                self._worker_gone(error)
+                return
+            self._unsent.popleft()
+            os.close(fd)
+        if self._writing and self._sock is not None:
+            self.loop.remove_writer(self._sock.fileno())
+            self._writing = False
+
+    def _read_answers(self):
+        while self._sock is not None:
+            try:
+                data = self._sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                self._worker_gone(error)
+                return
+            if not data:
+                self._worker_gone(None)
+                return
+            self.batches += 1
+            for line in data.decode("ascii", "replace").splitlines():
+                qid, _, code = line.partition(" ")
+                self._settle(qid, int(code) if code.isdigit() else errno.EIO)
+
+    def _settle(self, qid: str, code: int):
+        entry = self._pending.pop(qid, None)
+        if entry is None:
+            return
+        future, tmp = entry
+        if code:
+            _unlink_quietly(tmp)
+        if future.done():
+            return
+        if code:
+            future.set_exception(OSError(code, os.strerror(code)))
+        else:
+            future.set_result(self.spool.path("incoming", qid))
+
+    def _worker_gone(self, error: OSError | None):
+        self._close_socket()
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            status = self.process.returncode
+            self.process = None
+        else:
+            status = None
+        self._fail_all(OSError(errno.EIO, f"the queue's commit process stopped "
+                                          f"(status {status}, {error or 'end of file'})"))
+
+    def _fail_all(self, error: OSError):
+        while self._unsent:
+            os.close(self._unsent.popleft()[1])
+        pending, self._pending = self._pending, {}
+        for future, tmp in pending.values():
+            # Renamed into incoming already, the message is delivered once
+            # more than the client was told; left in tmp, it would be dropped.
+            _unlink_quietly(tmp)
+            if not future.done():
+                future.set_exception(error)
+
+    def _close_socket(self):
+        if self._sock is None:
+            return
+        if not self.loop.is_closed():
+            self.loop.remove_reader(self._sock.fileno())
+            if self._writing:
+                self.loop.remove_writer(self._sock.fileno())
+        self._writing = False
+        self._sock.close()
+        self._sock = None
+
+    def close(self):
+        """The process exits when its socket closes."""
+        self._close_socket()
+        self._fail_all(OSError(errno.ESHUTDOWN, "the queue is shutting down"))
+        if self.process is not None:
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+def _inline(message: Parts, limit: int) -> bool:
+    size = 0
+    for part in _parts(message):
+        if isinstance(part, FileSpan):
+            return False
+        size += len(part)
+    return size <= limit
 
 
 @dataclass
@@ -218,7 +319,19 @@ class Spool:
 
     # ---- writing ---------------------------------------------------------
     def _write_tmp(self, envelope: Envelope, message: Parts) -> Path:
-        """A partial file (the disk filled up, an I/O error) is removed at
+        fd, tmp = self._write_unsynced(envelope, message)
+        try:
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+        os.close(fd)
+        return tmp
+
+    def _write_unsynced(self, envelope: Envelope, message: Parts) -> tuple[int, Path]:
+        """The message under tmp/, its file still open and not yet synced.
+        A partial file (the disk filled up, an I/O error) is removed at
         once: it would hold space the queue needs, and its id in tmp/ would
         refuse the next attempt to write the same message (O_EXCL)."""
         tmp = self.tmp / envelope.id
@@ -235,13 +348,11 @@ class Spool:
                 elif part:
                     views.append(memoryview(part))
             _write_all(fd, views)
-            os.fsync(fd)
         except BaseException:
             os.close(fd)
             _unlink_quietly(tmp)
             raise
-        os.close(fd)
-        return tmp
+        return fd, tmp
 
     def _place(self, tmp: Path, target: Path):
         try:
@@ -261,9 +372,17 @@ class Spool:
     async def enqueue(self, envelope: Envelope, message: Parts) -> Path:
         """Durably place a message file in incoming; returns once it would
         survive a crash (submit's path for smtpd)."""
-        if self._committer is None:
+        loop = asyncio.get_running_loop()
+        if self._committer is None or self._committer.loop is not loop:
+            self.close()
             self._committer = Committer(self)
         return await self._committer.submit(envelope, message)
+
+    def close(self):
+        """Stop the commit process, if enqueue started one."""
+        if self._committer is not None:
+            self._committer.close()
+            self._committer = None
 
     def rewrite(self, envelope: Envelope, from_state: str, to_state: str):
         """Store an updated envelope in to_state and drop the copy in from_state.

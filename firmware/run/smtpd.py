@@ -61,6 +61,7 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
         if softpak_services is not None:
             await softpak_services.stop_all()
         await qmgr.stop()
+        spool.close()
         store.close()
         raise
     ports = [s.sockets[0].getsockname()[1] for s in servers]
@@ -82,5 +83,6 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     await stop_tasks(tasks)
     await softpak_services.stop_all()
     await qmgr.stop()
+    spool.close()
     store.close()
     log.info("stopped")

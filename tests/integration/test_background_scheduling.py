@@ -1,4 +1,4 @@
-"""Delivery and the group commit's fsync threads run as background work
+"""Delivery and the group commit's process run as background work
 (SCHED_BATCH), smtpd's event loop does not: on two cores they preempted the
 loop answering clients (firmware/background_work.py). Read from a running
 box's /proc, thread by thread."""
@@ -7,7 +7,6 @@ import os
 import smtplib
 from pathlib import Path
 
-from firmware.mail.queue import Committer
 from tests.support.box import child_pids
 from tests.support.net import wait_until
 
@@ -27,20 +26,19 @@ def command_line(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
 
 
-def test_delivery_and_commit_threads_yield_to_the_smtp_event_loop(make_box, sink):
+def test_delivery_and_the_commit_process_yield_to_the_smtp_event_loop(make_box, sink):
     box = make_box(**{"email.mail_server_address": sink.address,
                       "email.trusted_networks": "127.0.0.1/32"}).start()
-    # The commit threads start with the first message the spool takes.
+    # The commit process starts with the first message the spool takes.
     with smtplib.SMTP(box.host, box.smtp_port, timeout=20) as client:
         client.sendmail("alice@internet.test", ["bob@example.com"], b"Subject: hi\r\n\r\nhello\r\n")
     wait_until(lambda: sink.count() == 1, what="delivery to smtp-sink")
 
     smtpd = box.process.pid
-    assert os.sched_getscheduler(smtpd) == os.SCHED_OTHER
-    # Python's thread names stay inside Python; the policies tell the threads apart.
-    smtpd_threads = policies(smtpd)
-    background = [tid for tid, policy in smtpd_threads.items() if policy == os.SCHED_BATCH]
-    assert len(background) == Committer.THREADS, smtpd_threads
+    assert set(policies(smtpd).values()) == {os.SCHED_OTHER}
+    committer = [pid for pid in child_pids(smtpd) if "firmware.mail.commit_worker" in command_line(pid)]
+    assert len(committer) == 1, [command_line(pid) for pid in child_pids(smtpd)]
+    assert set(policies(committer[0]).values()) == {os.SCHED_BATCH}
 
     qmgr = [pid for pid in child_pids(smtpd) if "qmgr" in command_line(pid)]
     assert len(qmgr) == 1, [command_line(pid) for pid in child_pids(smtpd)]
