@@ -282,9 +282,41 @@ class Postfix:
 
 
 # ---- one measurement ---------------------------------------------------------------------
+def process_tree(root: int) -> list[int]:
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def cpu_seconds(root: int | None) -> float | None:
+    """CPU time of a process tree, user and system, the children it has
+    reaped included (Postfix's smtpd processes come and go). None without
+    a root process."""
+    if root is None:
+        return None
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # utime, stime, cutime, cstime (proc(5): fields 14-17)
+        ticks += sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def drive(system, sink: Sink, messages: int, *, sessions: int, size: int, timeout: float) -> dict:
-    """smtp-source -> system -> sink; seconds until the sink has all messages."""
+    """smtp-source -> system -> sink; seconds until the sink has all messages,
+    and the CPU time the system spent on them."""
     base = sink.wait_quiet(quiet=1.0, timeout=60)
+    cpu_before = cpu_seconds(system.pid())
     argv = [SMTP_SOURCE, "-s", str(sessions), "-l", str(size), "-m", str(messages),
             "-f", SENDER, "-t", RECIPIENT, f"127.0.0.1:{system.port}"]
     started = time.monotonic()
@@ -303,6 +335,7 @@ def drive(system, sink: Sink, messages: int, *, sessions: int, size: int, timeou
     left = max(timeout - (accepted_at - started), 1.0)
     reached, count = sink.wait_for(base + messages, left)
     finished = time.monotonic()
+    cpu_after = cpu_seconds(system.pid())
     received = count - base
     elapsed = finished - started
     result = {
@@ -314,6 +347,8 @@ def drive(system, sink: Sink, messages: int, *, sessions: int, size: int, timeou
         "accept_rate": round(messages / (accepted_at - started), 2),
         "rate": round(messages / elapsed, 2) if reached else None,
     }
+    if cpu_before is not None and cpu_after is not None:
+        result["cpu_ms_per_message"] = round((cpu_after - cpu_before) * 1000 / messages, 3)
     if not reached:
         result["queue"] = system.queued()
     return result
@@ -401,7 +436,10 @@ def summarize(rounds: list[dict], systems: list[str]) -> dict:
     summary = {}
     for name in systems:
         rates = [r[name]["rate"] for r in rounds if name in r and r[name].get("rate")]
+        cpu = [r[name]["cpu_ms_per_message"] for r in rounds
+               if name in r and r[name].get("rate") and "cpu_ms_per_message" in r[name]]
         summary[name] = {
+            "cpu_ms_per_message_median": round(statistics.median(cpu), 3) if cpu else None,
             "rounds_complete": len(rates),
             "rate_median": round(statistics.median(rates), 2) if rates else None,
             "rate_min": min(rates) if rates else None,
@@ -487,7 +525,8 @@ def main(argv=None) -> int:
                 else:
                     print(f"round {number} {name:8s}: {measured['rate']:8.1f} msg/s end-to-end "
                           f"({measured['seconds']:.2f}s; all accepted after "
-                          f"{measured['accept_seconds']:.2f}s = {measured['accept_rate']:.1f} msg/s)",
+                          f"{measured['accept_seconds']:.2f}s = {measured['accept_rate']:.1f} msg/s; "
+                          f"{measured.get('cpu_ms_per_message', '?')} ms CPU per message)",
                           flush=True)
             if "gatebox" in row and "postfix" in row and row["gatebox"]["rate"] and row["postfix"]["rate"]:
                 row["ratio_gatebox_postfix"] = round(row["gatebox"]["rate"] / row["postfix"]["rate"], 3)
@@ -528,7 +567,9 @@ def main(argv=None) -> int:
         for name in systems:
             s = summary[name]
             rate = f"{s['rate_median']:.1f} msg/s" if s["rate_median"] else "n/a"
-            print(f"{name:8s} median {rate}  ({s['rounds_complete']}/{args.rounds} rounds complete)")
+            cpu = s.get("cpu_ms_per_message_median")
+            print(f"{name:8s} median {rate}  ({s['rounds_complete']}/{args.rounds} rounds complete)"
+                  + (f", {cpu} ms CPU per message" if cpu else ""))
         if "ratio_gatebox_postfix" in summary:
             print(f"ratio gatebox/postfix: {summary['ratio_gatebox_postfix']:.3f}")
     print(f"result: {args.output}")
