@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import smtplib
 
 import pytest
@@ -73,7 +74,7 @@ def in_store(box, work):
 
 def gtube(number: int) -> bytes:
     return (f"From: <{SENDER}>\r\nTo: <bob@example.com>\r\nSubject: Filter test {number}\r\n"
-            f"Date: Wed, 02 Dec 2026 06:00:00 +0000\r\nMessage-ID: <browser-{number}@outside.test>"
+            f"Date: {email.utils.formatdate(usegmt=True)}\r\nMessage-ID: <browser-{number}@outside.test>"
             f"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n{GTUBE}\r\n").encode()
 
 

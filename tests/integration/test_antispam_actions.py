@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import smtplib
 
 import pytest
@@ -63,8 +64,9 @@ def box(make_box, lan, dns, vendor, box_serial):
 
 
 def message(subject: str, body: str, number: int = 1) -> bytes:
+    # Dated now: a fixed date scores DATE_IN_PAST_* once it is days old.
     return (f"From: Someone <{SENDER}>\r\nTo: Bob <bob@example.com>\r\n"
-            f"Subject: {subject}\r\nDate: Wed, 02 Dec 2026 06:00:00 +0000\r\n"
+            f"Subject: {subject}\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
             f"Message-ID: <action-{number}@outside.test>\r\nMIME-Version: 1.0\r\n"
             "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
             f"{body}\r\n").encode()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
 import socket
 
 import dkim
@@ -99,7 +100,7 @@ def settings(dns_server, **values):
 
 def message(author="alice@signer.test", body="Hello there.\r\n", extra="") -> bytes:
     return (f"From: Alice <{author}>\r\nTo: jane@example.com\r\nSubject: quarterly figures\r\n"
-            f"Date: Wed, 02 Dec 2026 06:00:00 +0000\r\nMessage-ID: <{abs(hash(body))}@x.test>\r\n"
+            f"Date: {email.utils.formatdate(usegmt=True)}\r\nMessage-ID: <{abs(hash(body))}@x.test>\r\n"
             f"{extra}MIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\n{body}").encode()
 
 

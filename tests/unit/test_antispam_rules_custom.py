@@ -4,6 +4,7 @@ with the Content Filter records that decide which rule sets run."""
 
 import asyncio
 import base64
+import email.utils
 import time
 
 import pytest
@@ -27,7 +28,7 @@ def box(store):
 
 def message(subject="Quarterly figures", body="The figures are attached.", extra="") -> bytes:
     return (f"From: Alice <alice@outside.test>\r\nTo: bob@example.com\r\nSubject: {subject}\r\n"
-            f"Date: Wed, 02 Dec 2026 10:00:00 +0000\r\nMessage-ID: <a1@outside.test>\r\n"
+            f"Date: {email.utils.formatdate(usegmt=True)}\r\nMessage-ID: <a1@outside.test>\r\n"
             f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n{extra}\r\n"
             f"{body}\r\n").encode()
 
