@@ -82,25 +82,36 @@ def valid_id(qid: str) -> bool:
     return 0 < len(qid) <= MAX_ID and qid.isalnum()
 
 
+def fsync_directory(path: str):
+    # The twin of firmware.mail.queue.fsync_dir: importing the queue module
+    # (asyncio, json, subprocess) would take this process from 12 to 22 MB.
+    directory = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def commit(root: str, batch: list[tuple[str, int | None]]) -> list[tuple[str, int]]:
     """fsync, rename into incoming and one fsync of incoming for the batch.
     The answer for each id is 0 once its file would survive a crash."""
     tmp, incoming = os.path.join(root, "tmp"), os.path.join(root, "incoming")
     results: dict[str, int] = {}
-    synced = []
+    valid = []
     for qid, fd in batch:
-        if fd is None or not valid_id(qid):
+        if fd is not None and valid_id(qid):
+            valid.append((qid, fd))
+        else:
             results[qid] = errno.EINVAL
-    for qid, fd in batch:
-        if fd is not None and qid not in results:
-            start_write_back(fd)
-    for qid, fd in batch:
-        if fd is None:
-            continue
+            if fd is not None:
+                os.close(fd)
+    for _qid, fd in valid:
+        start_write_back(fd)
+    synced = []
+    for qid, fd in valid:
         try:
-            if qid not in results:
-                os.fsync(fd)
-                synced.append(qid)
+            os.fsync(fd)
+            synced.append(qid)
         except OSError as error:
             results[qid] = error.errno or errno.EIO
         finally:
@@ -114,11 +125,7 @@ def commit(root: str, batch: list[tuple[str, int | None]]) -> list[tuple[str, in
             results[qid] = error.errno or errno.EIO
     if renamed:
         try:
-            directory = os.open(incoming, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            fsync_directory(incoming)
         except OSError as error:
             for qid in renamed:
                 results[qid] = error.errno or errno.EIO
