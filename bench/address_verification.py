@@ -59,7 +59,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 from relay_throughput import (  # noqa: E402
-    DOMAIN, SMTP_SOURCE, BenchError, Gatebox, filesystem_of, gatebox_command, stop_process,
+    DOMAIN, SMTP_SOURCE, BenchError, Gatebox, cpu_seconds, descendants, filesystem_of,
+    gatebox_command, stop_process,
 )
 from tests.support.callout_servers import (  # noqa: E402
     UserListHandler, UserListServer, free_port_25_address,
@@ -144,19 +145,6 @@ class LanServer(UserListServer):
 
 
 # ---- the box's processes and their peak memory -----------------------------------------------
-def descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        found.append(parent)
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                todo += [int(c) for c in (task / "children").read_text().split()]
-            except (OSError, ValueError):
-                pass
-    return found
-
-
 def process_name(pid: int) -> str:
     """smtpd (`gatebox run` itself), qmgr (its child), or the command line."""
     try:
@@ -178,21 +166,6 @@ def status_kib(pid: int, field: str) -> int | None:
     except OSError:
         pass
     return None
-
-
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """User + system CPU time of each process (and of its children that
-    have exited), from /proc/PID/stat."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    seconds = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        # After the command: state is field 3, utime/stime 14/15, cutime/cstime 16/17.
-        seconds[pid] = sum(int(fields[i - 3]) for i in (14, 15, 16, 17)) / ticks
-    return seconds
 
 
 def own_cpu_seconds() -> float:

@@ -282,41 +282,47 @@ class Postfix:
 
 
 # ---- one measurement ---------------------------------------------------------------------
-def process_tree(root: int) -> list[int]:
-    found, todo = [], [root]
+def descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
     while todo:
-        pid = todo.pop()
-        found.append(pid)
-        for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        parent = todo.pop()
+        found.append(parent)
+        for task in Path(f"/proc/{parent}/task").glob("*"):
             try:
-                todo.extend(int(child) for child in task.read_text().split())
-            except OSError:
-                continue
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                pass
     return found
 
 
-def cpu_seconds(root: int | None) -> float | None:
-    """CPU time of a process tree, user and system, the children it has
-    reaped included (Postfix's smtpd processes come and go). None without
-    a root process."""
-    if root is None:
-        return None
-    ticks = 0
-    for pid in process_tree(root):
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU time of each process (and of its children that
+    have exited), from /proc/PID/stat."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        # utime, stime, cutime, cstime (proc(5): fields 14-17)
-        ticks += sum(int(value) for value in fields[11:15])
-    return ticks / os.sysconf("SC_CLK_TCK")
+        # After the command: state is field 3, utime/stime 14/15, cutime/cstime 16/17.
+        seconds[pid] = sum(int(fields[i - 3]) for i in (14, 15, 16, 17)) / ticks
+    return seconds
+
+
+def tree_cpu_seconds(root: int | None) -> float | None:
+    """CPU time of a process tree, its reaped children included (Postfix's
+    smtpd processes come and go). None without a root process."""
+    if root is None:
+        return None
+    return sum(cpu_seconds(descendants(root)).values())
 
 
 def drive(system, sink: Sink, messages: int, *, sessions: int, size: int, timeout: float) -> dict:
     """smtp-source -> system -> sink; seconds until the sink has all messages,
     and the CPU time the system spent on them."""
     base = sink.wait_quiet(quiet=1.0, timeout=60)
-    cpu_before = cpu_seconds(system.pid())
+    cpu_before = tree_cpu_seconds(system.pid())
     argv = [SMTP_SOURCE, "-s", str(sessions), "-l", str(size), "-m", str(messages),
             "-f", SENDER, "-t", RECIPIENT, f"127.0.0.1:{system.port}"]
     started = time.monotonic()
@@ -335,7 +341,7 @@ def drive(system, sink: Sink, messages: int, *, sessions: int, size: int, timeou
     left = max(timeout - (accepted_at - started), 1.0)
     reached, count = sink.wait_for(base + messages, left)
     finished = time.monotonic()
-    cpu_after = cpu_seconds(system.pid())
+    cpu_after = tree_cpu_seconds(system.pid())
     received = count - base
     elapsed = finished - started
     result = {
