@@ -2,7 +2,8 @@
 
 aiosmtpd builds its table of AUTH mechanisms on every connection with
 inspect.getmembers() over ~200 attributes, and inspects the EHLO hook's
-signature each time; that was a fifth of smtpd's CPU under load. Its tables
+signature each time; that was a fifth of smtpd's CPU under load. It also
+sanitizes every command line for a debug log call that logs nothing. Its tables
 of commands and handler hooks come from dir() of the connection and of the
 handler, every time too (another tenth). The same answers are computed once
 per class here. The substitutes are given to the aiosmtpd.smtp module only,
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 
 import aiosmtpd.smtp
 
@@ -23,8 +25,10 @@ def _auth_names(cls) -> tuple:
 
 
 @functools.cache
-def _signature_of(function):
-    return inspect.signature(function)
+def _bound_signature_of(function):
+    # A bound method's signature leaves out "self".
+    full = inspect.signature(function)
+    return full.replace(parameters=list(full.parameters.values())[1:])
 
 
 class _CachedInspect:
@@ -46,9 +50,7 @@ class _CachedInspect:
         function = getattr(callable_, "__func__", None)
         if function is None or kwargs:
             return inspect.signature(callable_, **kwargs)
-        bound = _signature_of(function)
-        # A bound method's signature leaves out "self".
-        return bound.replace(parameters=list(bound.parameters.values())[1:])
+        return _bound_signature_of(function)
 
 
 # The prefixes aiosmtpd's __init__ looks for in dir(); other names are never used.
@@ -68,7 +70,22 @@ def cached_dir(obj) -> list:
     return sorted(names)
 
 
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_sanitized_log = aiosmtpd.smtp.sanitized_log
+
+
+def sanitized_log(func, msg, *args, **kwargs):
+    """aiosmtpd's sanitized_log, which first asks whether the logger would
+    write anything at all."""
+    logger, level = getattr(func, "__self__", None), _LEVELS.get(getattr(func, "__name__", ""))
+    if isinstance(logger, logging.Logger) and level is not None \
+            and not logger.isEnabledFor(level):
+        return
+    _sanitized_log(func, msg, *args, **kwargs)
+
+
 def install():
+    aiosmtpd.smtp.sanitized_log = sanitized_log
     aiosmtpd.smtp.inspect = _CachedInspect()
     # A module global shadows the builtin for the code of that module only.
     aiosmtpd.smtp.dir = cached_dir

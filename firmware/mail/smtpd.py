@@ -257,6 +257,7 @@ class GateboxSMTP(SMTP):
         self._counted_ip = None
         self._in_helo = False
         self._close_after_reply = False
+        self._deadline = 0.0  # of the command timeout, in the loop's time
         super().__init__(
             gateway.handler,
             hostname=gateway.hostname or settings["system.hostname"],
@@ -313,6 +314,27 @@ class GateboxSMTP(SMTP):
             self.transport.close()
             return
         await super()._handle_client()
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd cancels its timer and schedules a new one on every
+        # command: a handle each, and the cancelled ones sit in the loop's
+        # heap until they are due, minutes later. One timer per connection
+        # instead, moved on only when it comes due early; the deadline is
+        # the same, the time of the last reset plus the duration.
+        self._deadline = self.loop.time() + (duration or self._timeout_duration)
+        armed = self._timeout_handle
+        if armed is not None and not armed.cancelled() and armed.when() <= self._deadline:
+            return  # it fires first, and goes on to the deadline then
+        if armed is not None:
+            armed.cancel()
+        self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
+
+    def _timeout_due(self):
+        # The loop runs a timer up to its clock's resolution early.
+        if self._deadline - self.loop.time() > 0.001:
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timeout_due)
+            return
+        self._timeout_cb()
 
     async def push(self, status):
         if isinstance(status, str) and not self._in_helo and not status.startswith("220 "):

@@ -5,6 +5,7 @@ fail on an upgrade, before a changed private member fails in production."""
 
 import importlib.metadata
 import inspect
+import logging
 
 import aiosmtpd.smtp
 import pytest
@@ -14,8 +15,9 @@ from firmware.mail.smtpd import GateboxSMTP
 
 # The private members of aiosmtpd.smtp.SMTP that smtpd reads, calls or overrides.
 PRIVATE_MEMBERS = ("_handle_client", "_getaddr", "_call_handler_hook", "_set_post_data_state",
-                   "_create_session", "_create_envelope")
-PRIVATE_ATTRIBUTES = ("_smtp_methods", "_handle_hooks", "_auth_methods", "_auth_require_tls")
+                   "_create_session", "_create_envelope", "_reset_timeout", "_timeout_cb")
+PRIVATE_ATTRIBUTES = ("_smtp_methods", "_handle_hooks", "_auth_methods", "_auth_require_tls",
+                      "_timeout_handle", "_timeout_duration")
 # ... and the streams it keeps once connected.
 CONNECTED_ATTRIBUTES = ("self._reader = ", "self._writer = ")
 
@@ -68,3 +70,23 @@ def test_the_speedups_are_what_aiosmtpd_smtp_uses():
         assert assignment in source, assignment
     assert 'm.startswith("handle_")' in source and 'm.startswith("smtp_")' in source
     assert issubclass(GateboxSMTP, aiosmtpd.smtp.SMTP)
+    assert aiosmtpd.smtp.sanitized_log is aiosmtpd_speedups.sanitized_log
+    # The command loop reaches it through the module global.
+    assert "sanitized_log(log.debug" in inspect.getsource(aiosmtpd.smtp.SMTP._handle_client)
+    # Every timer of a connection is armed through the one method smtpd replaces.
+    assert source.count("self._timeout_handle = ") == 1
+
+
+def test_sanitized_log_skips_the_sanitizing_only_when_nothing_would_be_logged(monkeypatch,
+                                                                              caplog):
+    sanitized = []
+    monkeypatch.setattr(aiosmtpd.smtp, "sanitize", lambda data: sanitized.append(data) or "x")
+    logger = logging.getLogger("test.sanitized_log")
+    logger.setLevel(logging.WARNING)
+    aiosmtpd.smtp.sanitized_log(logger.debug, "line %r", b"MAIL FROM:<a@b>")
+    aiosmtpd.smtp.sanitized_log(logger.info, "line %r", b"RCPT TO:<a@b>")
+    assert sanitized == []
+    with caplog.at_level(logging.INFO, logger="test.sanitized_log"):
+        aiosmtpd.smtp.sanitized_log(logger.info, "line %r", b"RCPT TO:<a@b>")
+    assert sanitized == [b"RCPT TO:<a@b>"]
+    assert "line 'x'" in caplog.text
