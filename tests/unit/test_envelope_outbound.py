@@ -8,7 +8,6 @@ import threading
 
 import pytest
 
-from firmware.config import Store
 from firmware.mail import bounce
 from firmware.mail.deliver.smtp import SmtpDelivery
 from firmware.mail.queue import Envelope, Recipient
@@ -30,12 +29,8 @@ def test_submit_refuses_unclean_envelope_addresses(sender, recipients):
 
 
 @pytest.fixture
-def settings(tmp_path):
-    store = Store.create(tmp_path / "data")
-    store.set_many({"email.domain": "example.com", "system.hostname": "gatebox"})
-    values = store.snapshot()
-    yield values
-    store.close()
+def settings(delivery_settings):
+    return delivery_settings
 
 
 def _headers(dsn: bytes) -> list[list[str]]:

@@ -241,28 +241,37 @@ class SmtpDelivery:
         # The paths go out as they were accepted: smtplib's mail() and rcpt()
         # re-parse an address as a header ("a,b@c" or one with a comment
         # comes out as another address).
-        code, reply = smtp.docmd("MAIL", f"FROM:<{sender}>" + "".join(f" {o}" for o in options))
-        if code != 250:
-            smtp.rset()
-            result = _classify(code, reply, relay)
-            return {r: result for r in recipients}
+        mail = f"MAIL FROM:<{sender}>" + "".join(f" {o}" for o in options)
+        rcpts = [f"RCPT TO:<{recipient}>" for recipient in recipients]
+        if smtp.has_extn("pipelining"):
+            mail_reply, rcpt_replies, data_reply = _pipelined_envelope(smtp, mail, rcpts)
+        else:
+            mail_reply, rcpt_replies, data_reply = _lockstep_envelope(smtp, mail, rcpts)
         results, accepted = {}, []
-        for recipient in recipients:
-            code, reply = smtp.docmd("RCPT", f"TO:<{recipient}>")
-            if code in (250, 251):
-                accepted.append(recipient)
-            else:
-                results[recipient] = _classify(code, reply, relay)
-        if not accepted:
+        if mail_reply[0] != 250:
+            result = _classify(*mail_reply, relay)
+            results = {r: result for r in recipients}
+        else:
+            for recipient, (code, reply) in zip(recipients, rcpt_replies):
+                if code in (250, 251):
+                    accepted.append(recipient)
+                else:
+                    results[recipient] = _classify(code, reply, relay)
+        if not accepted or data_reply[0] != 354:
+            if data_reply[0] == 354:
+                # A pipelined DATA the server took although no recipient was
+                # accepted: an empty message ends it (RFC 2920, 3.1).
+                smtp.send(b".\r\n")
+                smtp.getreply()
             smtp.rset()
+            if accepted:
+                final = _classify(*data_reply, relay)
+                results.update({r: final for r in accepted})
             return results
         smtp.sock.settimeout(max(settings["email.timeout_datablock_min"],
                                  settings["email.timeout_termination_min"]) * 60)
         try:
-            code, reply = send_data(smtp, message)
-        except smtplib.SMTPDataError as error:
-            code, reply = error.smtp_code, error.smtp_error
-            smtp.rset()
+            code, reply = send_body(smtp, message)
         finally:
             if smtp.sock is not None:
                 smtp.sock.settimeout(settings["email.timeout_command_min"] * 60)
@@ -270,6 +279,41 @@ class SmtpDelivery:
         for recipient in accepted:
             results[recipient] = final
         return results
+
+
+_NO_REPLY = (503, b"not sent")
+
+
+def _command_line(command: str) -> str:
+    # smtplib's putcmd() guard: a CR or LF would end the command early and
+    # start another one of the address's choosing.
+    if "\r" in command or "\n" in command:
+        raise ValueError(f"command contains prohibited newline characters: {command!r}")
+    return command + "\r\n"
+
+
+def _pipelined_envelope(smtp: smtplib.SMTP, mail: str, rcpts: list[str]):
+    """MAIL, every RCPT and DATA in one write, then their replies in order
+    (RFC 2920): one round trip where lockstep takes one per command."""
+    smtp.send("".join(_command_line(c) for c in (mail, *rcpts, "DATA")))
+    mail_reply = smtp.getreply()
+    rcpt_replies = [smtp.getreply() for _ in rcpts]
+    return mail_reply, rcpt_replies, smtp.getreply()
+
+
+def _lockstep_envelope(smtp: smtplib.SMTP, mail: str, rcpts: list[str]):
+    smtp.send(_command_line(mail))
+    mail_reply = smtp.getreply()
+    if mail_reply[0] != 250:
+        return mail_reply, [], _NO_REPLY
+    rcpt_replies = []
+    for rcpt in rcpts:
+        smtp.send(_command_line(rcpt))
+        rcpt_replies.append(smtp.getreply())
+    if not any(code in (250, 251) for code, _ in rcpt_replies):
+        return mail_reply, rcpt_replies, _NO_REPLY
+    smtp.send(_command_line("DATA"))
+    return mail_reply, rcpt_replies, smtp.getreply()
 
 
 DATA_CHUNK = 64 * 1024
@@ -284,6 +328,11 @@ def send_data(smtp: smtplib.SMTP, message: bytes) -> tuple[int, bytes]:
     code, reply = smtp.getreply()
     if code != 354:
         raise smtplib.SMTPDataError(code, reply)
+    return send_body(smtp, message)
+
+
+def send_body(smtp: smtplib.SMTP, message: bytes) -> tuple[int, bytes]:
+    """The message after a 354, dot-stuffed, and the final dot; the reply."""
     start, view = 0, memoryview(message)
     ending = b".\r\n" if message.endswith(b"\r\n") else b"\r\n.\r\n"
     while True:
