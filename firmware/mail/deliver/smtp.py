@@ -253,7 +253,7 @@ class SmtpDelivery:
             results = {r: result for r in recipients}
         else:
             for recipient, (code, reply) in zip(recipients, rcpt_replies):
-                if code in (250, 251):
+                if _recipient_accepted(code):
                     accepted.append(recipient)
                 else:
                     results[recipient] = _classify(code, reply, relay)
@@ -285,7 +285,8 @@ _NO_REPLY = (503, b"not sent")
 
 
 def _command_line(command: str) -> str:
-    # smtplib's putcmd() guard: a CR or LF would end the command early and
+    # smtplib's putcmd() guard, for lines that go out in one write (putcmd
+    # sends each on its own): a CR or LF would end the command early and
     # start another one of the address's choosing.
     if "\r" in command or "\n" in command:
         raise ValueError(f"command contains prohibited newline characters: {command!r}")
@@ -302,18 +303,17 @@ def _pipelined_envelope(smtp: smtplib.SMTP, mail: str, rcpts: list[str]):
 
 
 def _lockstep_envelope(smtp: smtplib.SMTP, mail: str, rcpts: list[str]):
-    smtp.send(_command_line(mail))
-    mail_reply = smtp.getreply()
+    mail_reply = smtp.docmd(mail)
     if mail_reply[0] != 250:
         return mail_reply, [], _NO_REPLY
-    rcpt_replies = []
-    for rcpt in rcpts:
-        smtp.send(_command_line(rcpt))
-        rcpt_replies.append(smtp.getreply())
-    if not any(code in (250, 251) for code, _ in rcpt_replies):
+    rcpt_replies = [smtp.docmd(rcpt) for rcpt in rcpts]
+    if not any(_recipient_accepted(code) for code, _ in rcpt_replies):
         return mail_reply, rcpt_replies, _NO_REPLY
-    smtp.send(_command_line("DATA"))
-    return mail_reply, rcpt_replies, smtp.getreply()
+    return mail_reply, rcpt_replies, smtp.docmd("DATA")
+
+
+def _recipient_accepted(code: int) -> bool:
+    return code in (250, 251)
 
 
 DATA_CHUNK = 64 * 1024
