@@ -1,10 +1,14 @@
 """Running services hold a Watcher: a current settings snapshot that is
-replaced when the store's generation number moves."""
+replaced when the store's generation number moves. Each process logs the
+generation it starts with and every one it moves to, with its pid: a
+process started after a change was made reloads nothing, and whoever waits
+for every process to hold a generation must still be able to tell."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from .store import Snapshot, Store
 
@@ -17,6 +21,7 @@ class Watcher:
         self.interval = interval
         self.current: Snapshot = store.snapshot()
         self._listeners = []
+        log.info("settings loaded (generation %d, pid %d)", self.current.generation, os.getpid())
 
     def on_change(self, callback):
         self._listeners.append(callback)
@@ -25,7 +30,7 @@ class Watcher:
         if self.store.generation() == self.current.generation:
             return False
         self.current = self.store.snapshot()
-        log.info("settings reloaded (generation %d)", self.current.generation)
+        log.info("settings reloaded (generation %d, pid %d)", self.current.generation, os.getpid())
         for callback in self._listeners:
             callback(self.current)
         return True

@@ -113,18 +113,22 @@ class Box:
         return [qid for state in PENDING_STATES for qid in self.queue_ids(state)]
 
 
-_RELOADED = re.compile(r"settings reloaded \(generation (\d+)\)")
+_RELOADED = re.compile(r"settings (?:re)?loaded \(generation (\d+), pid (\d+)\)")
 
 
 def wait_reloaded(box: Box, processes: int = 2, timeout: float = 30.0):
-    """Until smtpd and the queue manager have both reloaded the database's
-    generation as it is now (the log line does not say which process wrote
-    it). Any reload line would do for none of this: one of an earlier
-    change may be written just after the new one was made."""
+    """Until smtpd and the queue manager both hold the database's generation
+    as it is now. A process counts once, by its pid, whether it reloaded
+    that generation or started with it: the queue manager starts after
+    smtpd's banner is up, and under load a change made just after the
+    banner is already there when it reads the settings. Any reload line
+    would do for none of this: one of an earlier change may be written just
+    after the new one was made."""
     with sqlite3.connect(box.data / "gatebox.db") as db:
         wanted = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
     try:
-        wait_until(lambda: sum(int(g) >= wanted for g in _RELOADED.findall(box.log())) >= processes,
+        wait_until(lambda: len({pid for generation, pid in _RELOADED.findall(box.log())
+                                if int(generation) >= wanted}) >= processes,
                    timeout, 0.1, f"the box to reload generation {wanted}")
     except TimeoutError as error:
         raise TimeoutError(f"{error}; the box's log ends:\n{box.log()[-3000:]}") from None
