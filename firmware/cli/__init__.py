@@ -14,7 +14,8 @@ from .root import main
 
 # Command name -> the module of this package whose COMMANDS holds it.
 COMMAND_MODULES = {
-    "init": "setup", "run": "setup", "qmgr": "setup", "setup-code": "setup_code",
+    "init": "setup", "run": "setup", "qmgr": "setup", "smtpd-worker": "setup",
+    "setup-code": "setup_code",
     "config": "config", "user": "users", "queue": "queue", "quarantine": "quarantine",
     "license": "license", "softpak": "license", "firmware": "update", "usb": "usb",
     "verify": "verify", "diagnose": "diagnose",

@@ -1,5 +1,5 @@
-"""`gatebox init`, `gatebox run` and the hidden `gatebox qmgr` (the child
-`gatebox run` starts)."""
+"""`gatebox init`, `gatebox run` and the hidden `gatebox qmgr` and `gatebox
+smtpd-worker` (the children `gatebox run` starts)."""
 
 from __future__ import annotations
 
@@ -57,12 +57,15 @@ def init(obj, domain, admin_password):
               show_default=True,
               help="How the Anti-Virus SoftPak's clamd runs: as a child of this process, or "
                    "by the system (the image's gatebox-clamd unit, started on a flag file).")
+@click.option("--smtpd-processes", type=click.IntRange(0, 16), default=0,
+              help="Processes that take SMTP connections (0: one per core, at most four).")
 @click.pass_obj
 def run(obj, bind, smtp_port, submission_port, http_port, dev_http, pop3_port, imap_port,
-        imaps_port, clamd):
+        imaps_port, clamd, smtpd_processes):
     """Upgrade the settings database, then run the mail services and the web
     admin in the foreground until SIGTERM."""
     from firmware.run import start
+    from firmware.run.smtpd_workers import default_processes
     # Once per start, before any process opens the store: the core's and the
     # SoftPaks' migrations (a firmware update may have brought new ones). No
     # database at all is a setup mistake; one the migrations fail on is a
@@ -79,7 +82,8 @@ def run(obj, bind, smtp_port, submission_port, http_port, dev_http, pop3_port, i
             upgraded = False
     start.run(obj.data, bind=bind, smtp_port=smtp_port, submission_port=submission_port,
               http_port=http_port, dev_http=dev_http, pop3_port=pop3_port, imap_port=imap_port,
-              imaps_port=imaps_port, clamd=clamd, upgraded=upgraded)
+              imaps_port=imaps_port, clamd=clamd, upgraded=upgraded,
+              smtpd_processes=smtpd_processes or default_processes())
 
 
 @click.command(hidden=True)
@@ -92,4 +96,25 @@ def qmgr(obj, notify_fd):
     qmgr_process.run(obj.data, notify_fd)
 
 
-COMMANDS = [init, run, qmgr]
+def _listening(value: str) -> tuple[int, str]:
+    fd, _, kind = value.partition(":")
+    return int(fd), kind
+
+
+@click.command("smtpd-worker", hidden=True)
+@click.option("--part", type=int, required=True, help="This process's part of the shared memory.")
+@click.option("--processes", type=int, required=True, help="How many smtpd processes share it.")
+@click.option("--shared-fd", type=int, required=True, help="The shared memory.")
+@click.option("--notify-fd", type=int, required=True, help="Pipe on which to announce new mail.")
+@click.option("--listen", "listening", multiple=True, required=True,
+              help="FD:KIND, an inherited listening socket and its port (smtp, submission).")
+@click.pass_obj
+def smtpd_worker(obj, part, processes, shared_fd, notify_fd, listening):
+    """Take SMTP connections beside the first smtpd process (`gatebox run` starts it)."""
+    from firmware.run import smtpd_workers
+    obj.store.close()
+    smtpd_workers.run_worker(obj.data, part=part, processes=processes, shared_fd=shared_fd,
+                             notify_fd=notify_fd, listening=[_listening(v) for v in listening])
+
+
+COMMANDS = [init, run, qmgr, smtpd_worker]

@@ -19,6 +19,10 @@ class NotifyWriter:
         self.close()
         self._fd = fd
 
+    @property
+    def fd(self) -> int | None:
+        return self._fd
+
     def notify(self, qid: str):
         if self._fd is None:
             return

@@ -12,9 +12,7 @@ aiosmtpd."""
 from __future__ import annotations
 
 import asyncio
-import collections
 import email.utils
-import hashlib
 import logging
 import re
 import threading
@@ -30,17 +28,18 @@ from firmware.config import Store
 from . import addresses, aiosmtpd_speedups, message_data, resolver, scoring
 from .addresses import in_networks
 from .checks import message_size_limit
+from .duplicates import DuplicateFilter
 from .headers import safe_text, summary
 from .policy import Context, Policy, Verdict
 from .quarantine import Quarantine
 from .queue import FileSpan, Spool, out_of_space
+from .smtpd_shared import LocalConnections
 from .submit import Submission, submit_async
 
 log = logging.getLogger("gatebox.smtpd")
 aiosmtpd_speedups.install()
 _PLAIN_PATH = re.compile(r"\s*<([A-Za-z0-9._+=-]{1,64}@[A-Za-z0-9.-]{1,253})>(.*)\Z", re.S)
 
-DUPLICATE_WINDOW = 15 * 60
 _HAS_ENHANCED = re.compile(r"^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}( |$)")
 _DEFAULT_ENHANCED = {
     "221": "2.0.0", "235": "2.7.0", "250": "2.0.0", "252": "2.0.0",
@@ -106,45 +105,14 @@ def _unread(reader: asyncio.StreamReader, data: bytes):
         reader._buffer[0:0] = data  # noqa: SLF001
 
 
-class DuplicateFilter:
-    """Clients that time out after a minute resend a message the box already
-    took. Same client, same envelope (sender and recipients), same Message-ID
-    and same content within the window: answer 250 again but keep one copy.
-    The envelope is part of the key because an MTA that splits a recipient
-    list sends the same message in several transactions, each one needed."""
-
-    def __init__(self, window: float = DUPLICATE_WINDOW):
-        self.window = window
-        self._seen: collections.OrderedDict = collections.OrderedDict()
-
-    def key(self, client_ip: str, sender: str, recipients, message_id: str, message: bytes,
-            more: int = 0):
-        """`more`: octets of a large message beyond `message`, its prefix."""
-        if not message_id:
-            return None
-        return (client_ip, sender, tuple(sorted(recipients)), message_id,
-                hashlib.sha256(message).digest(), more)
-
-    def lookup(self, key, now: float):
-        while self._seen:
-            oldest, (when, _) = next(iter(self._seen.items()))
-            if now - when <= self.window:
-                break
-            self._seen.popitem(last=False)
-        found = self._seen.get(key)
-        return found[1] if found else None
-
-    def remember(self, key, qid: str, now: float):
-        self._seen[key] = (now, qid)
-
-
 class Gateway:
     """State shared by every SMTP connection of one running box."""
 
     def __init__(self, *, watcher, spool: Spool, policy: Policy, tls_context,
                  on_enqueued=lambda qid: None, hostname: str | None = None, stats=None,
                  dns: resolver.Resolver | None = None, limiter: LoginLimiter | None = None,
-                 quarantine: Quarantine | None = None):
+                 quarantine: Quarantine | None = None, connections=None,
+                 duplicates: DuplicateFilter | None = None):
         self.watcher = watcher
         self.limiter = limiter or shared_limiter
         self.spool = spool
@@ -154,10 +122,11 @@ class Gateway:
         self.on_enqueued = on_enqueued
         self.hostname = hostname
         self.resolver = dns or resolver.shared()
-        self.connections: collections.Counter = collections.Counter()
-        self.open_connections = 0
+        # Shared with the other smtpd processes when there are several
+        # (firmware.mail.smtpd_shared); this process's own otherwise.
+        self.connections = connections or LocalConnections()
         self._auth_local = threading.local()
-        self.duplicates = DuplicateFilter()
+        self.duplicates = duplicates or DuplicateFilter()
         self.handler = Handler(self)
         self.stats = stats
 
@@ -193,6 +162,12 @@ class Gateway:
         loop = asyncio.get_running_loop()
         return await loop.create_server(self.protocol_factory(port_kind), host=host, port=port,
                                         reuse_address=True, backlog=LISTEN_BACKLOG)
+
+    async def serve_socket(self, sock, port_kind: str):
+        """Serve a listening socket another smtpd process made."""
+        loop = asyncio.get_running_loop()
+        return await loop.create_server(self.protocol_factory(port_kind), sock=sock,
+                                        backlog=LISTEN_BACKLOG)
 
     async def sign_in(self, client_ip: str, login: str, password: str) -> Attempt:
         """One SMTP AUTH through the login limiter. scrypt and the limiter's
@@ -289,24 +264,19 @@ class GateboxSMTP(SMTP):
         # Trusted LAN clients may authenticate without TLS; everyone else needs it.
         self._auth_require_tls = not trusted
         self._counted_ip = peer[0]
-        self.gateway.connections[peer[0]] += 1
-        self.gateway.open_connections += 1
+        self.gateway.connections.opened(peer[0])
 
     def connection_lost(self, error):
         if self._counted_ip is not None:
-            counter = self.gateway.connections
-            counter[self._counted_ip] -= 1
-            if counter[self._counted_ip] <= 0:
-                del counter[self._counted_ip]
-            self.gateway.open_connections -= 1
+            self.gateway.connections.closed(self._counted_ip)
             log.info("disconnect from %s", _client(self.context))
             self._counted_ip = None
         super().connection_lost(error)
 
     async def _handle_client(self):
         ctx = self.context
-        ctx.host_connections = self.gateway.connections[ctx.client_ip]
-        ctx.total_connections = self.gateway.open_connections
+        ctx.host_connections = self.gateway.connections.from_host(ctx.client_ip)
+        ctx.total_connections = self.gateway.connections.total()
         log.info("connect from %s", _client(ctx))
         verdict = await self.gateway.handler.decide(self, "connect", "CONNECT")
         if verdict is not None:

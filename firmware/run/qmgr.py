@@ -93,15 +93,24 @@ class QmgrChild:
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
         self.process: asyncio.subprocess.Process | None = None
+        # One pipe for the life of the smtpd process, its read end kept open
+        # here: a restarted queue manager reads on where the last one
+        # stopped, and the other smtpd processes' copies of the write end
+        # stay good across its restarts.
+        self._read_fd, write_fd = os.pipe()
         self.pipe = notify.NotifyWriter()
+        self.pipe.attach(write_fd)
+
+    @property
+    def notify_fd(self) -> int:
+        """The pipe's write end, for the other smtpd processes to inherit."""
+        return self.pipe.fd
 
     async def start(self):
-        read_fd, write_fd = os.pipe()
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "firmware.cli", "--data", str(self.data_dir), "qmgr",
-            "--notify-fd", str(read_fd), pass_fds=(read_fd,), preexec_fn=die_with_parent)
-        os.close(read_fd)
-        self.pipe.attach(write_fd)
+            "--notify-fd", str(self._read_fd), pass_fds=(self._read_fd,),
+            preexec_fn=die_with_parent)
 
     def notify(self, qid: str):
         self.pipe.notify(qid)
@@ -122,3 +131,6 @@ class QmgrChild:
                 self.process.kill()
                 await self.process.wait()
         self.pipe.close()
+        if self._read_fd is not None:
+            os.close(self._read_fd)
+            self._read_fd = None

@@ -5,26 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 from firmware.config import Store
 from firmware.config.watch import Watcher
-from firmware.mail import extensions, quarantine
+from firmware.mail import quarantine, smtpd_shared
 from firmware.mail.queue import Spool
-from firmware.mail.smtpd import Gateway
-from firmware.mail.stats import MailStats
 from firmware.mail.verify import cache as verify_cache, ldap_sync
 from firmware.system import tls
 
 from .process import on_stop_signals, stop_tasks, use_many_threads
 from .qmgr import QmgrChild
+from .smtpd_workers import SmtpdWorkers, build_gateway
 from .softpak_services import SoftPakServices
 
 log = logging.getLogger("gatebox")
 
 
 async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: int,
-                ready=None, stop: asyncio.Event | None = None, service_options: dict | None = None):
+                ready=None, stop: asyncio.Event | None = None, service_options: dict | None = None,
+                processes: int = 1):
     loop = asyncio.get_running_loop()
     use_many_threads(loop, 32)
     store = Store(data_dir)
@@ -41,13 +42,13 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     await qmgr.start()
     # A start that fails half-way (a port taken, a SoftPak's service) leaves
     # nothing running behind it: `gatebox run` tries again later.
-    softpak_services, servers = None, []
+    softpak_services, servers, workers = None, [], None
+    region = None
+    if processes > 1:
+        shared_fd = smtpd_shared.create(processes)
+        region = smtpd_shared.SharedRegion(shared_fd, processes, 0)
     try:
-        stats = MailStats(store)
-        gateway = Gateway(watcher=watcher, spool=spool, policy=extensions.policy(store),
-                          tls_context=tls.server_context(data_dir), on_enqueued=qmgr.notify,
-                          stats=stats)
-        watcher.on_change(lambda _settings: setattr(gateway, "policy", extensions.policy(store)))
+        gateway, stats = build_gateway(data_dir, store, watcher, spool, qmgr.notify, region)
         softpak_services = SoftPakServices(store, {"bind": bind, "data_dir": data_dir,
                                                    **(service_options or {})})
         await softpak_services.reconcile()
@@ -55,9 +56,18 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
         servers.append(await gateway.serve(bind, smtp_port, "smtp"))
         if submission_port:
             servers.append(await gateway.serve(bind, submission_port, "submission"))
+        if processes > 1:
+            workers = SmtpdWorkers(data_dir, processes=processes, shared_fd=shared_fd,
+                                   notify_fd=qmgr.notify_fd,
+                                   listening=[(sock, kind) for server, kind
+                                              in zip(servers, ("smtp", "submission"))
+                                              for sock in server.sockets])
+            await workers.start()
     except BaseException:
         for server in servers:
             server.close()
+        if workers is not None:
+            await workers.stop()
         if softpak_services is not None:
             await softpak_services.stop_all()
         await qmgr.stop()
@@ -65,8 +75,9 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
         store.close()
         raise
     ports = [s.sockets[0].getsockname()[1] for s in servers]
-    log.info("gatebox listening on %s: smtp %s%s", bind, ports[0],
-             f", submission {ports[1]}" if len(ports) > 1 else "")
+    log.info("gatebox listening on %s: smtp %s%s (%d smtpd process%s)", bind, ports[0],
+             f", submission {ports[1]}" if len(ports) > 1 else "", processes,
+             "es" if processes > 1 else "")
     stop = stop or asyncio.Event()
     on_stop_signals(loop, stop)
     tasks = [loop.create_task(watcher.watch()), loop.create_task(stats.run()),
@@ -74,6 +85,8 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
              loop.create_task(ldap_sync.keep_synced(store, lambda: watcher.current, stop)),
              loop.create_task(verify_cache.keep_pruned(store, stop)),
              loop.create_task(quarantine.keep_expired(data_dir, lambda: watcher.current, stop))]
+    if workers is not None:
+        tasks.append(loop.create_task(workers.supervise()))
     if ready is not None:
         ready(ports)
     await stop.wait()
@@ -81,8 +94,13 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     for server in servers:
         server.close()
     await stop_tasks(tasks)
+    if workers is not None:
+        await workers.stop()
     await softpak_services.stop_all()
     await qmgr.stop()
     spool.close()
     store.close()
+    if region is not None:
+        region.close()
+        os.close(shared_fd)
     log.info("stopped")

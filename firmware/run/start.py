@@ -28,7 +28,8 @@ LONGEST_RETRY_SECONDS = 60
 
 def run(data_dir, *, bind: str, smtp_port: int, submission_port: int, http_port: int = 0,
         dev_http: bool = False, pop3_port: int | None = None, imap_port: int | None = None,
-        imaps_port: int | None = None, clamd: str = "child", upgraded: bool = True):
+        imaps_port: int | None = None, clamd: str = "child", upgraded: bool = True,
+        smtpd_processes: int = 1):
     data_dir = Path(data_dir)
     configure_logging()
     return_large_buffers()
@@ -36,6 +37,7 @@ def run(data_dir, *, bind: str, smtp_port: int, submission_port: int, http_port:
     try:
         asyncio.run(keep_mail_stack_up(data_dir, upgraded=upgraded, bind=bind, smtp_port=smtp_port,
                                        submission_port=submission_port,
+                                       processes=smtpd_processes,
                                        service_options={"pop3_port": pop3_port,
                                                         "imap_port": imap_port,
                                                         "imaps_port": imaps_port,

@@ -28,8 +28,13 @@ def gatebox(data: Path, *args, check: bool = True, input: str | None = None) -> 
 
 class Box:
     def __init__(self, data: Path, domain: str = "example.com", web: bool = False,
-                 settings: dict | None = None):
+                 settings: dict | None = None, smtpd_processes: int | None = 1):
         self.data = Path(data)
+        # One unless a test asks for more (None: as the box sizes it, per core).
+        # A test that polls until "the box" answers with a new setting gets
+        # that answer from whichever process took its connection; with
+        # several, the next connection may go to one that has not reloaded yet.
+        self.smtpd_processes = smtpd_processes
         self.host = "127.0.0.1"
         self.smtp_port = free_port()
         self.submission_port = free_port()
@@ -57,7 +62,9 @@ class Box:
             GATEBOX + ["--data", str(self.data), "run", "--bind", self.host,
                        "--smtp-port", str(self.smtp_port),
                        "--submission-port", str(self.submission_port),
-                       "--http-port", str(self.http_port)],
+                       "--http-port", str(self.http_port),
+                       *(["--smtpd-processes", str(self.smtpd_processes)]
+                         if self.smtpd_processes else [])],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         try:
@@ -116,8 +123,18 @@ class Box:
 _RELOADED = re.compile(r"settings (?:re)?loaded \(generation (\d+), pid (\d+)\)")
 
 
-def wait_reloaded(box: Box, processes: int = 2, timeout: float = 30.0):
-    """Until smtpd and the queue manager both hold the database's generation
+_SMTPD_PROCESSES = re.compile(r"gatebox listening on .*\((\d+) smtpd process")
+
+
+def settings_holders(log: str) -> int:
+    """How many processes of the last start read the settings: every smtpd
+    process, as its start line says, and the queue manager."""
+    found = _SMTPD_PROCESSES.findall(log)
+    return (int(found[-1]) if found else 1) + 1
+
+
+def wait_reloaded(box: Box, processes: int | None = None, timeout: float = 30.0):
+    """Until every smtpd process and the queue manager hold the database's generation
     as it is now. A process counts once, by its pid, whether it reloaded
     that generation or started with it: the queue manager starts after
     smtpd's banner is up, and under load a change made just after the
@@ -126,6 +143,8 @@ def wait_reloaded(box: Box, processes: int = 2, timeout: float = 30.0):
     after the new one was made."""
     with sqlite3.connect(box.data / "gatebox.db") as db:
         wanted = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    if processes is None:
+        processes = settings_holders(box.log())
     try:
         wait_until(lambda: len({pid for generation, pid in _RELOADED.findall(box.log())
                                 if int(generation) >= wanted}) >= processes,

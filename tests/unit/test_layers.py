@@ -41,6 +41,9 @@ LAZY_IMPORTS = {
         "`gatebox run` needs it, every other command would pay for it",
     ("firmware.cli.setup", "firmware.run.qmgr"):
         "as above, for the queue manager child `gatebox qmgr`",
+    ("firmware.cli.setup", "firmware.run.smtpd_workers"):
+        "as above, for the other smtpd processes `gatebox smtpd-worker` (and the core count "
+        "`gatebox run` sizes them by)",
     ("softpaks.mailserver.hooks", "softpaks.mailserver.web"):
         "the pages bring Flask; only the web admin asks for them, not smtpd, qmgr or the CLI",
     ("softpaks.antispam.hooks", "softpaks.antispam.web"):

@@ -12,7 +12,8 @@ from firmware.mail import addresses, bounce, schedule
 from firmware.mail.headers import summary
 from firmware.mail.queue import (Envelope, NotInQueue, QueueError, Recipient, Spool,
                                  new_queue_id)
-from firmware.mail.smtpd import DuplicateFilter, with_enhanced_code
+from firmware.mail.duplicates import DuplicateFilter
+from firmware.mail.smtpd import with_enhanced_code
 
 
 def envelope(**overrides):

@@ -67,7 +67,7 @@ def client(box, source=None, port=None, helo="client.test"):
 
 
 def idle(box):
-    wait_until(lambda: box.gateway.open_connections == 0, what="the connections to close")
+    wait_until(lambda: box.gateway.connections.total() == 0, what="the connections to close")
 
 
 # ---- the scoring path -----------------------------------------------------------------------
