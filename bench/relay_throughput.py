@@ -194,8 +194,9 @@ class Gatebox:
     name = "gatebox"
 
     def __init__(self, workdir: Path, sink_port: int, gatebox_cmd: list[str],
-                 settings: dict | None = None):
+                 settings: dict | None = None, smtpd_processes: int = 0):
         self.data = workdir / "gatebox-data"
+        self.smtpd_processes = smtpd_processes  # 0: as the box sizes it
         self.log = workdir / "gatebox.log"
         self.sink_port = sink_port
         self.cmd = gatebox_cmd
@@ -223,7 +224,8 @@ class Gatebox:
         self._log_handle = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [*self.cmd, "--data", str(self.data), "run", "--bind", "127.0.0.1",
-             "--smtp-port", str(self.port), "--submission-port", "0"],
+             "--smtp-port", str(self.port), "--submission-port", "0",
+             "--smtpd-processes", str(self.smtpd_processes)],
             cwd=REPO, stdin=subprocess.DEVNULL, stdout=self._log_handle, stderr=subprocess.STDOUT)
         self.banner = wait_for_banner("127.0.0.1", self.port, 60, self.proc, "gatebox run")
 
@@ -380,6 +382,8 @@ def parse_args(argv=None):
                         help="parent for the temp data dirs (default: the system temp dir; "
                              "use a disk-backed filesystem, fsync cost is part of the result)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, queues)")
+    parser.add_argument("--smtpd-processes", type=int, default=0,
+                        help="gatebox's smtpd processes (0: as the box sizes it, one per core)")
     parser.add_argument("--gatebox", default=None,
                         help="gatebox command (default: the gatebox next to this python, "
                              "else python -m firmware.cli)")
@@ -474,6 +478,7 @@ def main(argv=None) -> int:
         "benchmark": "relay_throughput",
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "params": {"messages": args.messages, "rounds": args.rounds, "sessions": args.sessions,
+                   "smtpd_processes": args.smtpd_processes,
                    "size": args.size, "warmup": args.warmup, "timeout": args.timeout,
                    "systems": args.systems, "profiled": bool(args.py_spy),
                    "profile_gil_only": bool(args.py_spy and args.py_spy_gil)},
@@ -492,7 +497,8 @@ def main(argv=None) -> int:
         sink.start()
         result["sink"] = {"port": sink.port, "backlog": sink.backlog}
         if "gatebox" in args.systems:
-            systems["gatebox"] = Gatebox(workdir, sink.port, gatebox_command(args.gatebox))
+            systems["gatebox"] = Gatebox(workdir, sink.port, gatebox_command(args.gatebox),
+                                         smtpd_processes=args.smtpd_processes)
         if "postfix" in args.systems:
             systems["postfix"] = Postfix(workdir, sink.port)
         for name, system in systems.items():
