@@ -381,6 +381,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
+    parser.add_argument("--smtpd-processes", type=int, default=0,
+                        help="gatebox's smtpd processes (0: as the box sizes it, one per core)")
     parser.add_argument("--size-mib", type=float, default=8.0,
                         help="body size of each message in MiB (default 8)")
     parser.add_argument("--interval", type=float, default=0.02,
@@ -404,7 +406,8 @@ def parse_args(argv=None):
 def make_system(name: str, workdir: Path, sink_port: int, args):
     if name == "gatebox":
         return Gatebox(workdir, sink_port, gatebox_command(args.gatebox),
-                       settings={"email.max_message_size_mb": GATEBOX_SIZE_LIMIT_MB})
+                       settings={"email.max_message_size_mb": GATEBOX_SIZE_LIMIT_MB},
+                       smtpd_processes=args.smtpd_processes)
     system = Postfix(workdir, sink_port)
     system.instance.extra["message_size_limit"] = str(POSTFIX_SIZE_LIMIT)
     return system
