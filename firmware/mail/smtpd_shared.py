@@ -1,7 +1,7 @@
 """What the smtpd processes share: open connections per client and in all,
 for the connection caps, and the recent messages of the duplicate filter.
 
-Several smtpd processes accept on one listening socket (firmware/run/smtpd.py)
+Several smtpd processes accept on one listening socket (firmware/run/smtpd_workers.py)
 and any of them may get a client's next connection, so the caps and the
 duplicate filter must see all of them. They share one anonymous memory
 region (a memfd the first process creates and the others inherit) with a
@@ -78,8 +78,9 @@ class SharedRegion:
         start = _HEADER.size + self.part * _PART_BYTES
         self.map[start:start + _PART_BYTES] = bytes(_PART_BYTES)
 
-    def counts_word(self, part: int, index: int) -> int:
-        return (_HEADER.size + part * _PART_BYTES) // 4 + index
+    def counts_at(self, part: int) -> int:
+        """The index in `words` of a part's open connections; its two tables follow."""
+        return (_HEADER.size + part * _PART_BYTES) // 4
 
     def buckets(self, client_ip: str) -> tuple[int, int]:
         first, second = (hashlib.blake2b(client_ip.encode(), digest_size=4, key=key).digest()
@@ -94,8 +95,8 @@ class SharedConnections:
     def __init__(self, region: SharedRegion):
         self.region = region
         self._words = region.words
-        self._own = region.counts_word(region.part, 0)
-        self._all = [region.counts_word(p, 0) for p in range(region.processes)]
+        self._own = region.counts_at(region.part)
+        self._all = [region.counts_at(p) for p in range(region.processes)]
 
     def opened(self, client_ip: str):
         words, own = self._words, self._own

@@ -27,7 +27,7 @@ from firmware.mail.stats import MailStats
 from firmware.plugins import DeliveryContext
 
 from .process import (configure_logging, die_with_parent, on_stop_signals, return_large_buffers,
-                      stop_tasks, use_many_threads)
+                      stop_child, stop_tasks, use_many_threads)
 
 log = logging.getLogger("gatebox")
 
@@ -123,13 +123,7 @@ class QmgrChild:
             await self.start()
 
     async def stop(self):
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 15)
-            except asyncio.TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        await stop_child(self.process, 15)
         self.pipe.close()
         if self._read_fd is not None:
             os.close(self._read_fd)

@@ -43,10 +43,15 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     # A start that fails half-way (a port taken, a SoftPak's service) leaves
     # nothing running behind it: `gatebox run` tries again later.
     softpak_services, servers, workers = None, [], None
-    region = None
+    shared_fd = region = None
     if processes > 1:
         shared_fd = smtpd_shared.create(processes)
         region = smtpd_shared.SharedRegion(shared_fd, processes, 0)
+
+    def release_shared():
+        if region is not None:
+            region.close()
+            os.close(shared_fd)
     try:
         gateway, stats = build_gateway(data_dir, store, watcher, spool, qmgr.notify, region)
         softpak_services = SoftPakServices(store, {"bind": bind, "data_dir": data_dir,
@@ -73,6 +78,7 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
         await qmgr.stop()
         spool.close()
         store.close()
+        release_shared()
         raise
     ports = [s.sockets[0].getsockname()[1] for s in servers]
     log.info("gatebox listening on %s: smtp %s%s (%d smtpd process%s)", bind, ports[0],
@@ -100,7 +106,5 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
     await qmgr.stop()
     spool.close()
     store.close()
-    if region is not None:
-        region.close()
-        os.close(shared_fd)
+    release_shared()
     log.info("stopped")

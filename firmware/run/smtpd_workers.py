@@ -1,8 +1,8 @@
 """The other smtpd processes: more event loops on the same listening sockets.
 
 One event loop takes a message in at about one core's worth of Python, so
-the smtpd process starts one more process per core it may use (`gatebox run
---smtpd-processes`), as Postfix runs many smtpd processes. Each inherits the
+smtpd runs one process per core it may use (`gatebox run --smtpd-processes`),
+as Postfix runs many smtpd processes. Each inherits the
 listening sockets and accepts on them itself; the kernel hands each new
 connection to one of them. What must be the same in all of them, the
 connection caps and the duplicate filter, lives in memory they share
