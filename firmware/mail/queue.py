@@ -156,10 +156,13 @@ class Committer:
         future = self.loop.create_future()
         self._pending[envelope.id] = (future, tmp)
         self._unsent.append((envelope.id, fd))
-        if self._sock is None:
-            self._start()
+        self.start()
         self._send()
         return await future
+
+    def start(self):
+        if self._sock is None:
+            self._start()
 
     def _start(self):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -372,11 +375,21 @@ class Spool:
     async def enqueue(self, envelope: Envelope, message: Parts) -> Path:
         """Durably place a message file in incoming; returns once it would
         survive a crash (submit's path for smtpd)."""
+        return await self._committer_here().submit(envelope, message)
+
+    def start_committer(self):
+        """Start the commit process before the first message rather than with
+        it: an smtpd process is at its full size before it serves anyone (each
+        of several would otherwise grow by a process under its first load), and
+        the first client does not wait for an interpreter to start."""
+        self._committer_here().start()
+
+    def _committer_here(self) -> Committer:
         loop = asyncio.get_running_loop()
         if self._committer is None or self._committer.loop is not loop:
             self.close()
             self._committer = Committer(self)
-        return await self._committer.submit(envelope, message)
+        return self._committer
 
     def close(self):
         """Stop the commit process, if enqueue started one."""

@@ -53,6 +53,7 @@ async def serve(data_dir: Path, *, bind: str, smtp_port: int, submission_port: i
             region.close()
             os.close(shared_fd)
     try:
+        spool.start_committer()
         gateway, stats = build_gateway(data_dir, store, watcher, spool, qmgr.notify, region)
         softpak_services = SoftPakServices(store, {"bind": bind, "data_dir": data_dir,
                                                    **(service_options or {})})

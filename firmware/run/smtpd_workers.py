@@ -116,6 +116,7 @@ async def serve_worker(data_dir: Path, *, part: int, processes: int, shared_fd: 
     store = Store(data_dir)
     watcher = Watcher(store)
     spool = Spool(data_dir / "queue")
+    spool.start_committer()
     pipe = notify.NotifyWriter()
     pipe.attach(notify_fd)
     region = SharedRegion(shared_fd, processes, part)

@@ -58,6 +58,20 @@ def test_a_killed_commit_process_fails_what_it_held_and_the_next_message_starts_
     assert held.id not in spool.ids("incoming") and not os.listdir(spool.tmp)
 
 
+def test_a_started_committer_runs_its_process_before_any_message_and_keeps_it(spool):
+    async def scenario():
+        spool.start_committer()
+        worker = spool._committer.process
+        assert worker is not None and worker.poll() is None
+        assert not os.listdir(spool.tmp) and not spool.ids("incoming")
+        spool.start_committer()  # a second start keeps the running process
+        placed = await spool.enqueue(envelope(), MESSAGE)
+        assert spool._committer.process is worker
+        return placed
+    placed = asyncio.run(scenario())
+    assert spool.ids("incoming") == [placed.name]
+
+
 def test_the_commit_process_exits_when_the_queue_closes(spool):
     async def scenario():
         await spool.enqueue(envelope(), MESSAGE)
