@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from dataclasses import dataclass
 
 
@@ -60,9 +61,10 @@ def forbidden_characters(text: str) -> str:
     parts included) and DEL; and, as the command line is read as UTF-8
     with surrogate escapes, bytes that are not UTF-8 and the C1 and Unicode
     line-breaking controls, which header and log readers treat as line ends."""
-    return "".join(ch for ch in text
-                   if ch <= " " or "\x7f" <= ch <= "\x9f" or "\ud800" <= ch <= "\udfff"
-                   or ch in "\u2028\u2029")
+    return "".join(_FORBIDDEN.findall(text))
+
+
+_FORBIDDEN = re.compile("[\x00-\x20\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 
 
 def is_clean(text: str) -> bool:

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -77,7 +77,10 @@ class Envelope:
     body_8bit: bool = False
 
     def to_json(self) -> bytes:
-        data = asdict(self)
+        # What asdict() gives for these flat fields, without its deep copy of
+        # every value (a twentieth of smtpd's CPU per message).
+        data = dict(self.__dict__)
+        data["recipients"] = [dict(r.__dict__) for r in self.recipients]
         return json.dumps(data, separators=(",", ":")).encode()
 
     @classmethod

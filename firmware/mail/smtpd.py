@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import re
 import threading
@@ -769,4 +770,11 @@ def _received_header(server, ctx, qid, recipients, now) -> bytes:
     for_clause = f"\r\n\tfor <{single}>" if single and addresses.is_clean(single) else ""
     return (f"Received: from {helo} (unknown [{ctx.client_ip}])\r\n"
             f"\tby {server.hostname} (gatebox) with {protocol} id {qid}{for_clause};\r\n"
-            f"\t{email.utils.formatdate(now, localtime=True)}\r\n").encode("utf-8", "replace")
+            f"\t{_received_date(int(now))}\r\n").encode("utf-8", "replace")
+
+
+@functools.lru_cache(maxsize=4)
+def _received_date(second: int) -> str:
+    # formatdate() looks the local zone up each time; the messages of one
+    # second share its answer (it shows no fraction of a second).
+    return email.utils.formatdate(second, localtime=True)

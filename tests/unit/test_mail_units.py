@@ -63,6 +63,18 @@ def test_queue_file_round_trip_and_states(tmp_path):
         spool.load("incoming", "../../etc/passwd")
 
 
+def test_envelope_json_is_what_asdict_gives_and_reads_back_equal():
+    import dataclasses
+    import json
+    envelope = Envelope(id="Q1", sender="a@far.test", received=1.5, attempts=2, size=10,
+                        recipients=[Recipient("b@example.com"),
+                                    Recipient("c@example.com", "failed", "550 no", "C@x")],
+                        subject="ü\r\n\"", is_bounce=True)
+    assert json.loads(envelope.to_json()) == dataclasses.asdict(envelope)
+    assert list(json.loads(envelope.to_json())) == [f.name for f in dataclasses.fields(Envelope)]
+    assert Envelope.from_json(envelope.to_json()) == envelope
+
+
 def test_recovery_requeues_active_drops_tmp_and_isolates_corrupt(tmp_path):
     spool = Spool(tmp_path)
     spool.create()
