@@ -164,10 +164,10 @@ class Committer:
         return await future
 
     def start(self):
-        if self._sock is None:
-            self._start()
-
-    def _start(self):
+        """Start the commit process unless it runs (or a failure left it
+        stopped and the next submit should try again)."""
+        if self._sock is not None:
+            return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = subprocess.Popen(
@@ -395,7 +395,7 @@ class Spool:
         return self._committer
 
     def close(self):
-        """Stop the commit process, if enqueue started one."""
+        """Stop the commit process, if enqueue or start_committer started one."""
         if self._committer is not None:
             self._committer.close()
             self._committer = None

@@ -2,7 +2,9 @@
 their recovery, schedule windows, enhanced codes, duplicates, bounces."""
 
 import asyncio
+import dataclasses
 import datetime
+import json
 import os
 import zoneinfo
 
@@ -64,8 +66,6 @@ def test_queue_file_round_trip_and_states(tmp_path):
 
 
 def test_envelope_json_is_what_asdict_gives_and_reads_back_equal():
-    import dataclasses
-    import json
     envelope = Envelope(id="Q1", sender="a@far.test", received=1.5, attempts=2, size=10,
                         recipients=[Recipient("b@example.com"),
                                     Recipient("c@example.com", "failed", "550 no", "C@x")],
