@@ -388,7 +388,7 @@ def parse_args(argv=None):
                         help="gatebox command (default: the gatebox next to this python, "
                              "else python -m firmware.cli)")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
-                        help="profile gatebox with py-spy (non-blocking sampling) during its "
+                        help="profile gatebox with py-spy (non-blocking sampling, every process) during its "
                              "measurements and write a flamegraph SVG (or .txt: collapsed stacks)")
     parser.add_argument("--py-spy-gil", action="store_true",
                         help="with --py-spy: sample only the thread holding the GIL")
@@ -432,7 +432,8 @@ def start_py_spy(pid: int, output: Path, gil: bool = False) -> subprocess.Popen:
     fmt = "raw" if output.suffix == ".txt" else "flamegraph"
     py_spy = Path(sys.executable).parent / "py-spy"
     argv = [str(py_spy) if py_spy.exists() else "py-spy", "record", "--pid", str(pid),
-            "--nonblocking", "--rate", "200", "--format", fmt, "--output", str(output)]
+            "--nonblocking", "--subprocesses", "--rate", "200", "--format", fmt,
+            "--output", str(output)]
     if gil:
         argv.append("--gil")
     output.parent.mkdir(parents=True, exist_ok=True)
