@@ -388,8 +388,9 @@ def parse_args(argv=None):
                         help="gatebox command (default: the gatebox next to this python, "
                              "else python -m firmware.cli)")
     parser.add_argument("--py-spy", type=Path, default=None, metavar="FILE",
-                        help="profile gatebox with py-spy (non-blocking sampling, every process) during its "
-                             "measurements and write a flamegraph SVG (or .txt: collapsed stacks)")
+                        help="profile every gatebox process with py-spy (non-blocking sampling) "
+                             "during its measurements and write a flamegraph SVG (or .txt: "
+                             "collapsed stacks)")
     parser.add_argument("--py-spy-gil", action="store_true",
                         help="with --py-spy: sample only the thread holding the GIL")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "relay_throughput.json")

@@ -164,8 +164,8 @@ class Committer:
         return await future
 
     def start(self):
-        """Start the commit process unless it runs (or a failure left it
-        stopped and the next submit should try again)."""
+        """Start the commit process if none runs: the first time, or again
+        after a failure stopped the last one."""
         if self._sock is not None:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
