@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import ssl
 import time
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            low, high = (int(part) for part in ranges.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A port that is free now and stays free until the caller binds it.
+
+    A port the kernel picks with bind(0) comes from the ephemeral range, and
+    the next outgoing connection (a client, the box's own delivery) can take
+    it as its local port before the box under test binds it: the box then
+    fails with "address already in use". Ports below the ephemeral range are
+    never handed to outgoing connections, so only another listener can race
+    for them, and a random pick makes that as unlikely as it gets.
+    """
+    low, _ = _ephemeral_range()
+    candidates = range(10000, low) if low > 11000 else range(1024, max(1025, low))
+    for _ in range(200):
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port below the ephemeral range on {host}")
 
 
 def wait_for_banner(host: str, port: int, timeout: float = 20.0, accept=(b"220",)) -> bytes:
