@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import inspect
 import logging
 import os
 import time
@@ -44,7 +45,7 @@ class QueueManager:
                  stats=None):
         self.spool = spool
         self.watcher = watcher
-        self.agents = agents            # destination kind -> agent with .deliver(...)
+        self.agents = agents            # destination kind -> agent with .deliver(...), async or not
         self.extra_routes = extra_routes
         self.clock = clock
         self.stats = stats
@@ -247,11 +248,15 @@ class QueueManager:
             return [(r, Result("temp", f"no delivery agent for {destination.kind} mail"))
                     for r in recipients]
         limit = self._destinations.setdefault(destination.key, asyncio.Semaphore(self.per_destination))
-        loop = asyncio.get_running_loop()
+        arguments = (destination, envelope.sender, [r.address for r in recipients], message,
+                     settings, envelope.body_8bit)
         async with limit:
-            results = await loop.run_in_executor(
-                None, agent.deliver, destination, envelope.sender, [r.address for r in recipients],
-                message, settings, envelope.body_8bit)
+            if inspect.iscoroutinefunction(agent.deliver):
+                results = await agent.deliver(*arguments)
+            else:
+                # The SoftPaks' agents block (files, LMTP): a worker thread each.
+                results = await asyncio.get_running_loop().run_in_executor(
+                    None, agent.deliver, *arguments)
         return [(r, results.get(r.address, Result("temp", "no result from delivery agent")))
                 for r in recipients]
 

@@ -68,15 +68,14 @@ async def serve(data_dir: Path, notify_fd: int | None = None, stop: asyncio.Even
              loop.create_task(_close_idle_connections(delivery)), loop.create_task(stats.run())]
     await stop.wait()
     await stop_tasks(tasks)
-    await loop.run_in_executor(None, delivery.close_idle)
+    await delivery.close_idle()
     store.close()
 
 
 async def _close_idle_connections(delivery: SmtpDelivery):
-    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(10)
-        await loop.run_in_executor(None, delivery.close_idle, 20.0)
+        await delivery.close_idle(20.0)
 
 
 def run(data_dir, notify_fd: int | None):

@@ -14,7 +14,8 @@ import pytest
 
 from firmware.mail import mx
 from firmware.mail.resolver import Resolver
-from firmware.mail.verify.callout import (ACCEPTED, CALLOUT_PORT, LINE_LIMIT, REFUSED, UNREACHABLE,
+from firmware.mail.smtp_reply import LINE_LIMIT
+from firmware.mail.verify.callout import (ACCEPTED, CALLOUT_PORT, REFUSED, UNREACHABLE,
                                           accepts_anything, callout, sender_mx_hosts)
 from tests.support.callout_servers import (MisbehavingServer, RefusingSink, UserListServer,
                                            free_port_25_address)

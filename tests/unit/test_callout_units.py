@@ -8,9 +8,10 @@ import asyncio
 
 import pytest
 
-from firmware.mail.verify.callout import (LINE_LIMIT, REPLY_LINES_LIMIT, ProtocolError, Reply,
-                                          accepts_anything, callout, check_address, check_helo,
-                                          host_label, parse_reply, parse_reply_line, read_reply)
+from firmware.mail.smtp_reply import (LINE_LIMIT, REPLY_LINES_LIMIT, ProtocolError, Reply,
+                                      parse_reply, parse_reply_line, read_reply)
+from firmware.mail.verify.callout import (accepts_anything, callout, check_address, check_helo,
+                                          host_label)
 
 
 # ---- one line --------------------------------------------------------------------------

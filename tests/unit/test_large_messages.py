@@ -1,17 +1,20 @@
 """A message crosses the box byte for byte however it is cut: smtpd's DATA
 reader (one buffer, unstuffed in place), the queue file written in parts,
-and the delivery's DATA sent dot-stuffed in chunks. The receiving end is the
+and the delivery agent's DATA sent dot-stuffed in chunks. The receiving end is the
 real smtpd (aiosmtpd and the whole chain, in process), read back from its
 queue files."""
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 
 import pytest
 
 from firmware.mail.deliver import smtp as deliver_smtp
+from firmware.mail.deliver.smtp import SmtpDelivery
 from firmware.mail.headers import without_fields
+from firmware.mail.route import Destination
 from tests.support.gateway import InProcessGateway
 
 SENDER, RECIPIENT = "a@outside.test", "b@example.com"
@@ -51,58 +54,57 @@ def test_smtpd_unstuffs_dot_lines_of_a_large_message_exactly(box):
     assert stored.startswith(b"Received: ")
 
 
+def deliver_to(box, sent: bytes, settings) -> dict:
+    """The message sent to the box by gatebox's own delivery agent."""
+    async def run():
+        delivery = SmtpDelivery(helo_name="sender.outside.test")
+        results = await delivery.deliver(Destination("lan", box.host, box.port), SENDER,
+                                         [RECIPIENT], sent, settings)
+        await delivery.close_idle()
+        return results
+    return asyncio.run(run())
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 64 * 1024])
 @pytest.mark.parametrize("ending", [b"\r\n", b"", b"."], ids=["crlf", "no-crlf", "dot-no-crlf"])
 def test_delivery_sends_the_message_stuffed_in_chunks_and_it_arrives_unchanged(
-        box, monkeypatch, chunk, ending):
+        box, monkeypatch, delivery_settings, chunk, ending):
     monkeypatch.setattr(deliver_smtp, "DATA_CHUNK", chunk)
     body = body_with_dots(300 if chunk < 100 else 40_000) + ending
     sent = message(body, subject=f"chunk-{chunk}")
-    with smtplib.SMTP(box.host, box.port) as client:
-        client.ehlo("sender.outside.test")
-        assert client.mail(SENDER)[0] == 250
-        assert client.rcpt(RECIPIENT)[0] == 250
-        code, reply = deliver_smtp.send_data(client, sent)
-    assert code == 250, reply
+    result = deliver_to(box, sent, delivery_settings)[RECIPIENT]
+    assert result.status == "sent", result
     stored = only_queued(box)
-    # What lacks a final line end gets one, as smtplib's data() adds it.
+    # What lacks a final line end gets one before the final dot.
     expected = sent if sent.endswith(b"\r\n") else sent + b"\r\n"
     assert stored.endswith(expected[expected.index(b"\r\n\r\n"):])
 
 
 @pytest.mark.parametrize("chunk", [7, 64 * 1024])
-def test_the_final_dot_leaves_in_the_same_write_as_the_last_chunk(box, monkeypatch, chunk):
+def test_the_final_dot_leaves_in_the_same_write_as_the_last_chunk(
+        box, monkeypatch, delivery_settings, chunk):
     """A dot written on its own waits, under Nagle, for the receiver's ACK
     of the chunk before it; a receiver with nothing to answer yet delays
     that ACK by 40 ms. It capped relaying at about 430 messages a second."""
     monkeypatch.setattr(deliver_smtp, "DATA_CHUNK", chunk)
     sent = message(body_with_dots(300), subject=f"last-write-{chunk}")
-    with smtplib.SMTP(box.host, box.port) as client:
-        client.ehlo("sender.outside.test")
-        assert client.mail(SENDER)[0] == 250
-        assert client.rcpt(RECIPIENT)[0] == 250
-        writes = []
-        real_send = client.send
-        monkeypatch.setattr(client, "send", lambda data: (
-            writes.append(data.encode() if isinstance(data, str) else bytes(data)),
-            real_send(data))[1])
-        code, reply = deliver_smtp.send_data(client, sent)
-        data_writes = writes[:]   # not the QUIT that leaving the block sends
-    assert code == 250, reply
-    assert data_writes[0] == b"data\r\n"
-    assert len(data_writes) > (2 if chunk < 100 else 1)
+    writes = []
+    real_write = asyncio.StreamWriter.write
+    # The box in this process writes through StreamWriter too: only the
+    # writer that sent the envelope is the delivery's.
+    monkeypatch.setattr(asyncio.StreamWriter, "write", lambda self, data: (
+        writes.append((self, bytes(data))), real_write(self, data))[1])
+    result = deliver_to(box, sent, delivery_settings)[RECIPIENT]
+    assert result.status == "sent", result
+    client = next(writer for writer, data in writes if data.startswith(b"MAIL FROM:"))
+    writes = [data for writer, data in writes if writer is client]
+    envelope = next(n for n, data in enumerate(writes) if data.startswith(b"MAIL FROM:"))
+    data_writes = writes[envelope + 1:-1]   # after the envelope, before the QUIT
+    assert writes[envelope].endswith(b"DATA\r\n") and writes[-1] == b"QUIT\r\n"
+    assert len(data_writes) > (2 if chunk < 100 else 0)
     assert data_writes[-1].endswith(b"\r\n.\r\n") and len(data_writes[-1]) > len(b".\r\n")
+    assert b"".join(data_writes) == b"".join(deliver_smtp.data_chunks(sent))
     assert only_queued(box).endswith(sent[sent.index(b"\r\n\r\n"):])
-
-
-def test_delivery_data_refused_before_354_raises_as_smtplib_does(box):
-    with smtplib.SMTP(box.host, box.port) as client:
-        client.ehlo("sender.outside.test")
-        # DATA without a recipient: 503, never a message.
-        with pytest.raises(smtplib.SMTPDataError) as raised:
-            deliver_smtp.send_data(client, message(b"x\r\n"))
-    assert raised.value.smtp_code == 503
-    assert box.queued() == []
 
 
 def test_removing_no_field_returns_the_message_itself_and_removing_one_keeps_the_body():

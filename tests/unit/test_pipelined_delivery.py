@@ -2,6 +2,7 @@
 PIPELINING, sends them one at a time to one that does not, and gets every
 recipient's result right when some or all of the envelope is refused."""
 
+import asyncio
 import socket
 import threading
 
@@ -103,20 +104,25 @@ class ScriptedServer:
         self.sock.close()
 
 
-def _deliver(server, settings, recipients, delivery=None):
-    delivery = delivery or SmtpDelivery(helo_name="gatebox.test")
-    return delivery, delivery.deliver(Destination("lan", "127.0.0.1", server.port),
-                                      "alice@example.com", recipients, MESSAGE, settings)
+def _deliveries(server, settings, *recipient_lists):
+    """Each list of recipients delivered in turn by one agent on one loop
+    (so a connection can be reused), then its idle connections closed
+    (QUIT) before the server is."""
+    async def run():
+        delivery = SmtpDelivery(helo_name="gatebox.test")
+        results = [await delivery.deliver(Destination("lan", "127.0.0.1", server.port),
+                                          "alice@example.com", recipients, MESSAGE, settings)
+                   for recipients in recipient_lists]
+        await delivery.close_idle()
+        return results
+    try:
+        return asyncio.run(run())
+    finally:
+        server.close()
 
 
 def _deliver_once(server, settings, recipients):
-    """One delivery on a new connection, closed (QUIT) before the server is."""
-    try:
-        delivery, results = _deliver(server, settings, recipients)
-        delivery.close_idle()
-    finally:
-        server.close()
-    return results
+    return _deliveries(server, settings, recipients)[0]
 
 
 def test_the_envelope_goes_out_in_one_write_when_the_server_offers_pipelining(settings):
@@ -156,13 +162,8 @@ def test_a_354_after_every_recipient_was_refused_gets_an_empty_message_and_the_c
     # RFC 2920 has the server refuse such a DATA; one that answers 354 gets a
     # lone dot, so the next transaction on the reused connection starts clean.
     server = ScriptedServer(pipelining=True, refused=("ghost@example.com", "nobody@example.com"))
-    try:
-        delivery, results = _deliver(server, settings,
-                                     ["ghost@example.com", "nobody@example.com"])
-        _, second = _deliver(server, settings, ["bob@example.com"], delivery)
-        delivery.close_idle()
-    finally:
-        server.close()
+    results, second = _deliveries(server, settings, ["ghost@example.com", "nobody@example.com"],
+                                  ["bob@example.com"])
     assert {r.status for r in results.values()} == {"perm"}
     assert second["bob@example.com"].status == "sent"
     assert server.messages == [b"", MESSAGE.replace(b"\r\n.leading", b"\r\n..leading")]

@@ -51,7 +51,7 @@ class Manager:
     async def __aexit__(self, *exc):
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(None, self.delivery.close_idle)
+        await self.delivery.close_idle()
 
     def send(self, to: str, sender: str = "alice@far.test", subject: str = "hello") -> str:
         message = f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()

@@ -108,7 +108,7 @@ class Manager:
     async def __aexit__(self, *exc):
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(None, self.delivery.close_idle)
+        await self.delivery.close_idle()
 
     def file_envelope(self, qid: str):
         return self.spool.read_envelope("deferred", qid) if qid in self.spool.ids("deferred") \

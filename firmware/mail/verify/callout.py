@@ -17,19 +17,14 @@ from dataclasses import dataclass
 
 from .. import mx
 from ..headers import safe_text
+from ..smtp_reply import LINE_LIMIT, REPLY_TEXT_LIMIT, ProtocolError, Reply, read_reply
 
 CALLOUT_PORT = 25
-LINE_LIMIT = 2048          # RFC 5321 4.5.3.1.5 allows 512; real servers stay far below this
-REPLY_LINES_LIMIT = 100    # more continuation lines than any real EHLO answer
 QUIT_SECONDS = 2.0         # politeness after the answer must not eat the budget
 ADDRESS_LIMIT = 254        # RFC 5321 4.5.3.1.3: a path is at most 256 octets with its <>
-REPLY_TEXT_LIMIT = 200
 
 ACCEPTED, REFUSED, UNREACHABLE = "accepted", "refused", "unreachable"
 
-# A line is the 3-digit code, then "-" (more lines follow), " " or nothing
-# (the last line). Only 2xx-5xx exist in SMTP (RFC 5321 4.2.1).
-_REPLY_LINE = re.compile(rb"([2-5][0-5][0-9])([- ]?)(.*)", re.DOTALL)
 # Printable ASCII without space and the path's own delimiters. No SMTPUTF8 is
 # asked for, so nothing beyond ASCII may go on the wire.
 _ADDRESS_CHARS = re.compile(r"[!-~]+")
@@ -41,73 +36,6 @@ class CalloutAnswer:
     status: str      # ACCEPTED | REFUSED | UNREACHABLE
     reply: str       # the deciding server reply, sanitised, or why no server decided
     host: str = ""   # "address:port" of the server that answered (or was tried last)
-
-
-class ProtocolError(Exception):
-    """The server's bytes are not an SMTP reply: it decides nothing."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    code: int
-    lines: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        return safe_text(" ".join(f"{self.code} {line}".strip() for line in self.lines),
-                         REPLY_TEXT_LIMIT)
-
-
-def parse_reply_line(raw: bytes) -> tuple[int, bool, str]:
-    """(code, is the last line, text) of one reply line, its line ending
-    included or not."""
-    line = raw[:-1] if raw.endswith(b"\n") else raw
-    line = line[:-1] if line.endswith(b"\r") else line
-    match = _REPLY_LINE.fullmatch(line)
-    if match is None:
-        raise ProtocolError(f"not an SMTP reply: {safe_text(line.decode('latin-1'), 60)!r}")
-    code, separator, text = match.groups()
-    if separator == b"" and text:
-        raise ProtocolError(f"not an SMTP reply: {safe_text(line.decode('latin-1'), 60)!r}")
-    return int(code), separator != b"-", text.decode("latin-1")
-
-
-def parse_reply(raw_lines: list[bytes]) -> Reply:
-    """A whole (multi-line) reply; every line must carry the same code and
-    only the last may end the reply (RFC 5321 4.2.1)."""
-    if not raw_lines:
-        raise ProtocolError("empty reply")
-    if len(raw_lines) > REPLY_LINES_LIMIT:
-        raise ProtocolError(f"reply longer than {REPLY_LINES_LIMIT} lines")
-    code, texts = None, []
-    for index, raw in enumerate(raw_lines):
-        line_code, last, text = parse_reply_line(raw)
-        if code is not None and line_code != code:
-            raise ProtocolError(f"reply mixes codes {code} and {line_code}")
-        if last != (index == len(raw_lines) - 1):
-            raise ProtocolError("reply ends in the middle" if last else "reply does not end")
-        code = line_code
-        texts.append(text)
-    return Reply(code, tuple(texts))
-
-
-async def read_reply(reader: asyncio.StreamReader) -> Reply:
-    lines = []
-    while True:
-        try:
-            raw = await reader.readuntil(b"\n")
-        except asyncio.LimitOverrunError:
-            raise ProtocolError(f"reply line longer than {LINE_LIMIT} bytes") from None
-        except asyncio.IncompleteReadError:
-            raise ProtocolError("connection closed before a complete reply") from None
-        if len(raw) > LINE_LIMIT:
-            raise ProtocolError(f"reply line longer than {LINE_LIMIT} bytes")
-        lines.append(raw)
-        _, last, _ = parse_reply_line(raw)
-        if last:
-            return parse_reply(lines)
-        if len(lines) >= REPLY_LINES_LIMIT:
-            raise ProtocolError(f"reply longer than {REPLY_LINES_LIMIT} lines")
 
 
 def check_address(address: str) -> str:
