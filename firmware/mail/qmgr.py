@@ -166,7 +166,10 @@ class QueueManager:
         try:
             size = os.stat(self.spool.path(state, qid)).st_size
         except OSError:
-            size = 0  # moved meanwhile (or unsaved): the claim below finds out
+            # Moved meanwhile, or its envelope is unsaved and the file still
+            # elsewhere: the claim finds out, in a thread (its size is unknown).
+            await self._attempt_loaded(state, qid, small=False)
+            return
         if size < LARGE:
             await self._attempt_loaded(state, qid, small=True)
             return

@@ -28,8 +28,10 @@ class ScriptedServer:
     mechanisms and checks LOGIN and PASSWORD with each of them."""
 
     def __init__(self, mechanisms: str = "PLAIN LOGIN", *, stall_after: bytes | None = None,
-                 greeting: bytes = b"220 isp.test ESMTP"):
+                 greeting: bytes = b"220 isp.test ESMTP", refuse: tuple = (),
+                 inject_after_starttls: bool = False):
         self.mechanisms, self.stall_after, self.greeting = mechanisms, stall_after, greeting
+        self.refuse, self.inject_after_starttls = refuse, inject_after_starttls
         self.lines: list[bytes] = []
         self.messages: list[bytes] = []
         self.connections = 0
@@ -64,7 +66,13 @@ class ScriptedServer:
                 await asyncio.sleep(3600)
             verb = command[:4].upper()
             if verb == b"EHLO":
-                await say(b"250-isp.test\r\n250-PIPELINING\r\n250 AUTH " + self.mechanisms.encode())
+                starttls = b"250-STARTTLS\r\n" if self.inject_after_starttls else b""
+                await say(b"250-isp.test\r\n250-PIPELINING\r\n" + starttls + b"250 AUTH "
+                          + self.mechanisms.encode())
+            elif command.upper() == b"STARTTLS":
+                # The attack: a reply in clear text behind the 220, for the
+                # client to take as the encrypted session's.
+                await say(b"220 go ahead\r\n250 injected")
             elif verb == b"AUTH":
                 await say(await self._authenticate(command.split(b" ")[1:], line, say))
             elif verb == b"DATA":
@@ -83,6 +91,8 @@ class ScriptedServer:
 
     async def _authenticate(self, words, line, say) -> bytes:
         mechanism = words[0].upper().decode()
+        if mechanism in self.refuse:
+            return b"535 5.7.8 not with " + mechanism.encode()
         if mechanism == "PLAIN":
             good = base64.b64decode(words[1]) == f"\0{LOGIN}\0{PASSWORD}".encode()
         elif mechanism == "LOGIN":
@@ -98,7 +108,7 @@ class ScriptedServer:
 
 
 def run(server: ScriptedServer, settings, *, password: str = PASSWORD, deliveries: int = 1,
-        between=None):
+        between=None, recipient: str = "bob@example.net"):
     """Deliveries to `server` as the smarthost with the given password, one
     after another on one agent; the results and the server's record."""
     async def go():
@@ -111,7 +121,7 @@ def run(server: ScriptedServer, settings, *, password: str = PASSWORD, deliverie
                 if n and between is not None:
                     await between(server)
                 results.append(await delivery.deliver(destination, "alice@example.com",
-                                                      ["bob@example.net"], MESSAGE, settings))
+                                                      [recipient], MESSAGE, settings))
             await delivery.close_idle()
         finally:
             await server.stop()
@@ -178,3 +188,28 @@ def test_an_idle_connection_the_server_dropped_is_replaced_and_the_mail_goes(del
     first, second = run(server, delivery_settings, deliveries=2, between=drop_connections)
     assert first["bob@example.net"].status == second["bob@example.net"].status == "sent"
     assert server.messages == [MESSAGE, MESSAGE] and server.connections == 2
+
+
+def test_a_refused_mechanism_is_followed_by_the_next_one_offered(delivery_settings):
+    # A server may offer CRAM-MD5 and keep only hashed passwords.
+    server = ScriptedServer("CRAM-MD5 PLAIN", refuse=("CRAM-MD5",))
+    [results] = run(server, delivery_settings)
+    assert results["bob@example.net"].status == "sent", results
+    auth = [line.split(b" ")[1] for line in server.lines if line.startswith(b"AUTH")]
+    assert auth == [b"CRAM-MD5", b"PLAIN"] and server.messages == [MESSAGE]
+
+
+def test_an_address_that_needs_smtputf8_is_not_sent_to_a_server_without_it(delivery_settings):
+    server = ScriptedServer()
+    [results] = run(server, delivery_settings, recipient="b\u00f6b@example.net")
+    result = results["b\u00f6b@example.net"]
+    assert result.status == "perm" and "5.6.7" in result.detail, result
+    assert not any(line.startswith((b"MAIL", b"RCPT")) for line in server.lines)
+
+
+def test_clear_text_behind_the_starttls_reply_ends_the_session(delivery_settings):
+    server = ScriptedServer(inject_after_starttls=True)
+    [results] = run(server, delivery_settings)
+    result = results["bob@example.net"]
+    assert result.status == "temp" and "after the STARTTLS reply" in result.detail, result
+    assert server.messages == [] and not any(line.startswith(b"AUTH") for line in server.lines)

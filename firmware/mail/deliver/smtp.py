@@ -108,8 +108,16 @@ class _Connection:
             return await self.command(f"HELO {name}")
         for line in reply.lines[1:]:
             keyword, _, parameters = line.strip().partition(" ")
-            self.extensions[keyword.lower()] = parameters
+            if keyword.lower().startswith("auth="):
+                # The pre-RFC 4954 form some servers still add: "AUTH=LOGIN PLAIN".
+                keyword, parameters = "auth", f"{keyword[5:]} {parameters}"
+                parameters = f"{self.extensions.get('auth', '')} {parameters}"
+            self.extensions[keyword.lower()] = parameters.strip()
         return reply
+
+    def buffered(self) -> bool:
+        # StreamReader has no public call for what it holds unread.
+        return bool(self.reader._buffer)
 
     def usable(self) -> bool:
         return not (self.writer.is_closing() or self.reader.at_eof())
@@ -169,10 +177,11 @@ class SmtpDelivery:
     async def close_idle(self, older_than: float = 0.0):
         now = time.monotonic()
         stale = []
-        for key, connections in self._idle.items():
-            keep = [c for c in connections if now - c.last_used < older_than]
-            stale += [c for c in connections if c not in keep]
-            self._idle[key] = keep
+        for connections in self._idle.values():
+            # In place, before any await: a connection is in one pool or
+            # owned by one delivery, never both.
+            stale += [c for c in connections if now - c.last_used >= older_than]
+            connections[:] = [c for c in connections if now - c.last_used < older_than]
         await asyncio.gather(*(connection.close() for connection in stale))
 
     # ---- internals -------------------------------------------------------------
@@ -197,6 +206,9 @@ class SmtpDelivery:
             except _Lost:
                 # The server dropped an idle connection: try once on a new one.
                 connection.abort()
+            except BaseException:   # cancelled (a stop): the session is in an unknown state
+                connection.abort()
+                raise
         connection = await self._connect(destination, host, address, port, settings)
         try:
             results = await self._transaction(connection, sender, recipients, message, settings,
@@ -205,24 +217,30 @@ class SmtpDelivery:
             connection.abort()
             raise _Failure(Result("temp", f"lost connection with {connection.relay}: {error}",
                                   connection.relay), try_next_host=True) from None
+        except BaseException:
+            connection.abort()
+            raise
         await self._give_back(key, connection)
         return results
 
     async def _take_idle(self, key):
-        now = time.monotonic()
-        connections = self._idle.get(key) or []
-        while connections:
+        """An idle connection to `key`, owned by the caller alone once popped."""
+        while connections := self._idle.get(key):
             connection = connections.pop()
-            if now - connection.last_used > IDLE_REUSE_SECONDS or not connection.usable():
-                await connection.close()
+            idle = time.monotonic() - connection.last_used
+            if idle > IDLE_REUSE_SECONDS or not connection.usable():
+                connection.abort()  # no QUIT: a stale connection is not worth a wait
                 continue
-            if now - connection.last_used < TRUST_CLEAN_SECONDS:
+            if idle < TRUST_CLEAN_SECONDS:
                 return connection  # just came back from a finished transaction
             try:
                 if (await connection.command("RSET")).code == 250:
                     return connection
             except (OSError, ProtocolError):
                 pass
+            except BaseException:
+                connection.abort()
+                raise
             connection.abort()
         return None
 
@@ -245,7 +263,8 @@ class SmtpDelivery:
                            try_next_host=True) from None
         connection = _Connection(reader, writer, relay, settings["email.timeout_command_min"] * 60)
         try:
-            greeting = await connection.reply()
+            # The greeting is part of connecting, as smtplib and Postfix time it.
+            greeting = await connection.reply(settings["email.timeout_connect_min"] * 60)
             if greeting.code != 220:
                 raise _Failure(_classify(greeting, relay), try_next_host=True)
             hello = await connection.hello(self.helo_name)
@@ -255,6 +274,10 @@ class SmtpDelivery:
                 reply = await connection.command("STARTTLS")
                 if reply.code != 220:
                     raise _Failure(_classify(reply, relay), try_next_host=True)
+                if connection.buffered():
+                    # Clear text sent behind the 220 would be read as the
+                    # encrypted session's first reply (STARTTLS injection).
+                    raise ProtocolError("data after the STARTTLS reply, before the handshake")
                 async with asyncio.timeout(connection.command_seconds):
                     # The name goes out as SNI; an address sends none.
                     await writer.start_tls(self._tls, server_hostname=host)
@@ -269,6 +292,9 @@ class SmtpDelivery:
             connection.abort()
             raise _Failure(Result("temp", f"{relay}: {_why(error)}", relay),
                            try_next_host=True) from None
+        except BaseException:
+            connection.abort()
+            raise
         return connection
 
     async def _authenticate(self, connection: _Connection, destination, address, settings):
@@ -282,18 +308,22 @@ class SmtpDelivery:
             raise _Failure(Result("temp", f"{relay} does not offer AUTH", relay),
                            try_next_host=False)
         offered = connection.extensions["auth"].upper().split()
-        mechanism = next((m for m in AUTH_MECHANISMS if m in offered), None)
-        if mechanism is None:
+        mechanisms = [m for m in AUTH_MECHANISMS if m in offered]
+        if not mechanisms:
             raise _Failure(Result("temp", f"{relay} offers no AUTH mechanism gatebox knows "
                                           f"({safe_text(' '.join(offered), 100)})", relay),
                            try_next_host=True)
-        reply = await _sasl(connection, mechanism, destination.login, destination.password)
-        # 503: authenticated already (smtplib takes it as success too).
-        if reply.code not in (235, 503):
-            # Held, not bounced: wrong credentials are the administrator's to fix.
-            raise _Failure(Result("temp", f"SASL authentication failed at {relay}: "
-                                          f"{reply.code} {reply.text!r}", relay),
-                           try_next_host=False)
+        for mechanism in mechanisms:
+            # The next one after a refusal, as smtplib's login() goes on: a
+            # server may offer CRAM-MD5 and keep only hashed passwords.
+            reply = await _sasl(connection, mechanism, destination.login, destination.password)
+            # 503: authenticated already (smtplib takes it as success too).
+            if reply.code in (235, 503):
+                return
+        # Held, not bounced: wrong credentials are the administrator's to fix.
+        raise _Failure(Result("temp", f"SASL authentication failed at {relay}: {reply.code} "
+                                      f"{safe_text(' '.join(reply.lines), 200)}", relay),
+                       try_next_host=False)
 
     async def _transaction(self, connection: _Connection, sender, recipients, message, settings,
                            body_8bit) -> dict[str, Result]:
@@ -307,6 +337,12 @@ class SmtpDelivery:
                         body_8bit) -> dict[str, Result]:
         relay = connection.relay
         options = []
+        if not (sender.isascii() and all(r.isascii() for r in recipients)):
+            if not connection.offers("smtputf8"):
+                refused = Result("perm", f"{relay} does not offer SMTPUTF8, which an address "
+                                         "of this message needs (5.6.7)", relay)
+                return {r: refused for r in recipients}
+            options.append("SMTPUTF8")
         if connection.offers("size"):
             options.append(f"SIZE={len(message)}")
         if body_8bit and connection.offers("8bitmime"):
@@ -341,9 +377,9 @@ class SmtpDelivery:
                 final = _classify(data_reply, relay)
                 results.update({r: final for r in accepted})
             return results
-        body_seconds = max(settings["email.timeout_datablock_min"],
-                           settings["email.timeout_termination_min"]) * 60
-        final = _classify(await send_body(connection, message, body_seconds), relay)
+        final = _classify(await send_body(connection, message,
+                                          settings["email.timeout_datablock_min"] * 60,
+                                          settings["email.timeout_termination_min"] * 60), relay)
         for recipient in accepted:
             results[recipient] = final
         return results
@@ -433,14 +469,16 @@ def data_chunks(message: bytes):
         yield chunk
 
 
-async def send_body(connection: _Connection, message: bytes, seconds: float) -> Reply:
-    """The message after a 354, then the server's reply, all within the
-    data block and termination limits."""
-    async with asyncio.timeout(seconds):
-        for chunk in data_chunks(message):
-            connection.writer.write(chunk)
+async def send_body(connection: _Connection, message: bytes, block_seconds: float,
+                    termination_seconds: float) -> Reply:
+    """The message after a 354, then the server's reply. Each chunk has the
+    data block limit and the reply to the final dot the termination limit:
+    limits on a stall, so a large message on a slow line still goes."""
+    for chunk in data_chunks(message):
+        connection.writer.write(chunk)
+        async with asyncio.timeout(block_seconds):
             await connection.writer.drain()
-        return await read_reply(connection.reader)
+    return await connection.reply(termination_seconds)
 
 
 def _unsendable(sender: str, recipients: list[str]) -> dict[str, Result]:
