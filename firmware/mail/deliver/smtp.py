@@ -15,6 +15,7 @@ import asyncio
 import base64
 import hmac
 import logging
+import os
 import re
 import ssl
 import time
@@ -70,6 +71,10 @@ class _Lost(Exception):
 def _why(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return "timed out"
+    if isinstance(error, OSError) and error.errno and not isinstance(error, ssl.SSLError):
+        # asyncio words a refused connection "Connect call failed (...)";
+        # the queue listing and the DSNs say what the system calls it.
+        return f"[Errno {error.errno}] {os.strerror(error.errno)}"
     return str(error) or type(error).__name__
 
 
