@@ -29,9 +29,10 @@ class ScriptedServer:
 
     def __init__(self, mechanisms: str = "PLAIN LOGIN", *, stall_after: bytes | None = None,
                  greeting: bytes = b"220 isp.test ESMTP", refuse: tuple = (),
-                 inject_after_starttls: bool = False):
+                 inject_after_starttls: bool = False, auth_keyword: bytes = b"AUTH "):
         self.mechanisms, self.stall_after, self.greeting = mechanisms, stall_after, greeting
         self.refuse, self.inject_after_starttls = refuse, inject_after_starttls
+        self.auth_keyword = auth_keyword
         self.lines: list[bytes] = []
         self.messages: list[bytes] = []
         self.connections = 0
@@ -67,8 +68,8 @@ class ScriptedServer:
             verb = command[:4].upper()
             if verb == b"EHLO":
                 starttls = b"250-STARTTLS\r\n" if self.inject_after_starttls else b""
-                await say(b"250-isp.test\r\n250-PIPELINING\r\n" + starttls + b"250 AUTH "
-                          + self.mechanisms.encode())
+                await say(b"250-isp.test\r\n250-PIPELINING\r\n" + starttls + b"250 "
+                          + self.auth_keyword + self.mechanisms.encode())
             elif command.upper() == b"STARTTLS":
                 # The attack: a reply in clear text behind the 220, for the
                 # client to take as the encrypted session's.
@@ -213,3 +214,10 @@ def test_clear_text_behind_the_starttls_reply_ends_the_session(delivery_settings
     result = results["bob@example.net"]
     assert result.status == "temp" and "after the STARTTLS reply" in result.detail, result
     assert server.messages == [] and not any(line.startswith(b"AUTH") for line in server.lines)
+
+
+def test_the_old_style_auth_line_is_understood(delivery_settings):
+    server = ScriptedServer("LOGIN PLAIN", auth_keyword=b"AUTH=")
+    [results] = run(server, delivery_settings)
+    assert results["bob@example.net"].status == "sent", results
+    assert [line for line in server.lines if line.startswith(b"AUTH")][0].startswith(b"AUTH PLAIN")

@@ -25,7 +25,7 @@ from ..addresses import in_networks, is_clean
 from ..headers import safe_text
 from ..mx import LookupFailed, mail_hosts
 from ..route import Destination
-from ..smtp_reply import LINE_LIMIT, ProtocolError, Reply, read_reply
+from ..smtp_reply import LINE_LIMIT, QUIT_SECONDS, ProtocolError, Reply, quit_session, read_reply
 
 log = logging.getLogger("gatebox.smtp")
 
@@ -34,7 +34,6 @@ MAX_IDLE_PER_SERVER = 32
 # A connection returned after a completed transaction moments ago is reused
 # without an RSET round trip; an older one is probed first.
 TRUST_CLEAN_SECONDS = 2.0
-QUIT_SECONDS = 2.0
 # smtplib's order of preference, strongest first.
 AUTH_MECHANISMS = ("CRAM-MD5", "PLAIN", "LOGIN")
 
@@ -115,8 +114,8 @@ class _Connection:
             keyword, _, parameters = line.strip().partition(" ")
             if keyword.lower().startswith("auth="):
                 # The pre-RFC 4954 form some servers still add: "AUTH=LOGIN PLAIN".
-                keyword, parameters = "auth", f"{keyword[5:]} {parameters}"
-                parameters = f"{self.extensions.get('auth', '')} {parameters}"
+                keyword, parameters = "auth", " ".join(
+                    (self.extensions.get("auth", ""), keyword[5:], parameters))
             self.extensions[keyword.lower()] = parameters.strip()
         return reply
 
@@ -131,16 +130,8 @@ class _Connection:
         self.writer.transport.abort()
 
     async def close(self):
-        """QUIT, its reply waited for briefly, then the connection closed: a
-        server that hung up or stalls changes nothing."""
-        try:
-            self.writer.write(b"QUIT\r\n")
-            async with asyncio.timeout(QUIT_SECONDS):
-                await self.writer.drain()
-                await read_reply(self.reader)
-        except (OSError, ProtocolError):
-            pass
-        self.abort()
+        await quit_session(self.reader, self.writer,
+                           asyncio.get_running_loop().time() + QUIT_SECONDS)
 
 
 class SmtpDelivery:
@@ -335,7 +326,7 @@ class SmtpDelivery:
         try:
             return await self._exchange(connection, sender, recipients, message, settings,
                                         body_8bit)
-        except (OSError, ProtocolError, EOFError) as error:
+        except (OSError, ProtocolError) as error:
             raise _Lost(_why(error)) from None
 
     async def _exchange(self, connection: _Connection, sender, recipients, message, settings,

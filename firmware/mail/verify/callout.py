@@ -17,10 +17,10 @@ from dataclasses import dataclass
 
 from .. import mx
 from ..headers import safe_text
-from ..smtp_reply import LINE_LIMIT, REPLY_TEXT_LIMIT, ProtocolError, Reply, read_reply
+from ..smtp_reply import (LINE_LIMIT, REPLY_TEXT_LIMIT, ProtocolError, Reply, quit_session,
+                          read_reply)
 
 CALLOUT_PORT = 25
-QUIT_SECONDS = 2.0         # politeness after the answer must not eat the budget
 ADDRESS_LIMIT = 254        # RFC 5321 4.5.3.1.3: a path is at most 256 octets with its <>
 
 ACCEPTED, REFUSED, UNREACHABLE = "accepted", "refused", "unreachable"
@@ -179,7 +179,7 @@ async def _ask(address: str, port: int, recipient: str, helo: str,
     finally:
         # Within the host's own limit: a server that let it run out gets its
         # QUIT but no more waiting.
-        await _quit(reader, writer, host_deadline)
+        await quit_session(reader, writer, host_deadline)
 
 
 async def _dialogue(reader, writer, recipient: str, helo: str, stage: list) -> Reply:
@@ -210,24 +210,3 @@ async def _command(reader, writer, line: str) -> Reply:
     writer.write(line.encode("ascii") + b"\r\n")
     await writer.drain()
     return await read_reply(reader)
-
-
-async def _quit(reader, writer, deadline: float):
-    """QUIT, the 221 waited for briefly, and the connection closed, all
-    before `deadline`. A server that already hung up or
-    talks garbage changes nothing about the answer."""
-    loop = asyncio.get_running_loop()
-    until = min(loop.time() + QUIT_SECONDS, deadline)
-    try:
-        writer.write(b"QUIT\r\n")
-        async with asyncio.timeout_at(until):
-            await writer.drain()
-            await read_reply(reader)
-    except (OSError, TimeoutError, ProtocolError):
-        pass
-    writer.close()
-    try:
-        async with asyncio.timeout_at(max(until, loop.time())):
-            await writer.wait_closed()
-    except (OSError, TimeoutError):
-        writer.transport.abort()
